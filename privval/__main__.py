@@ -1,0 +1,5 @@
+"""``python -m privval`` runs the command line."""
+
+from privval.cli import main
+
+main()
