@@ -318,6 +318,10 @@ def _labels(p: Path, name: str, col: list[object] | np.ndarray) -> np.ndarray:
 
 
 def _load_npy(p: Path) -> np.ndarray:
+    with p.open("rb") as fh:
+        if fh.read(6) != b"\x93NUMPY":
+            raise DataFileError(f"Data file {str(p)!r} is not a readable .npy file (no NumPy "
+                                f"header). Save arrays with np.save, or use CSV.")
     try:
         return np.load(p, allow_pickle=False)
     except ValueError as exc:
@@ -328,6 +332,10 @@ def _load_npy(p: Path) -> np.ndarray:
 
 
 def _read_npz(p: Path, label_column: str | int | None) -> LabeledData:
+    with p.open("rb") as fh:
+        if fh.read(2) != b"PK":
+            raise DataFileError(f"Data file {str(p)!r} is not a readable .npz file (not a zip "
+                                f"archive). Save arrays with np.savez, or use CSV.")
     try:
         with np.load(p, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
