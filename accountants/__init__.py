@@ -2,4 +2,58 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from accountants.accountant import (
+    Accountant,
+    UnsupportedEventError,
+    available_accountants,
+    make_accountant,
+    register_accountant,
+)
+from accountants.events import (
+    SCHEMA_VERSION,
+    ComposedDpEvent,
+    DiscreteGaussianDpEvent,
+    DiscreteLaplaceDpEvent,
+    DpEvent,
+    GaussianDpEvent,
+    LaplaceDpEvent,
+    NonPrivateDpEvent,
+    NoOpDpEvent,
+    PoissonSampledDpEvent,
+    PTRDpEvent,
+    SampledWithoutReplacementDpEvent,
+    SelfComposedDpEvent,
+    UnsupportedDpEvent,
+    from_dict,
+    from_json,
+    to_dict,
+    to_json,
+)
+
+__all__: list[str] = [
+    # accountants.events
+    "SCHEMA_VERSION",
+    "ComposedDpEvent",
+    "DiscreteGaussianDpEvent",
+    "DiscreteLaplaceDpEvent",
+    "DpEvent",
+    "GaussianDpEvent",
+    "LaplaceDpEvent",
+    "NonPrivateDpEvent",
+    "NoOpDpEvent",
+    "PoissonSampledDpEvent",
+    "PTRDpEvent",
+    "SampledWithoutReplacementDpEvent",
+    "SelfComposedDpEvent",
+    "UnsupportedDpEvent",
+    "from_dict",
+    "from_json",
+    "to_dict",
+    "to_json",
+    # accountants.accountant
+    "Accountant",
+    "UnsupportedEventError",
+    "available_accountants",
+    "make_accountant",
+    "register_accountant",
+]
