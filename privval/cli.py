@@ -587,11 +587,11 @@ def report(fmt: str | None, out_path: str | None, dataset: str | None, ledger_pa
     if not Path(out_path).resolve().parent.exists():
         raise CliError(f"Cannot write {out_path!r}: its directory does not exist. Create it or "
                        f"choose another --out path.")
-    from accountants.report import render_report
-
     with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
         if dataset is not None:
             _require_budget(ledger, dataset, ledger_path)
+        from accountants.report import render_report
+
         render_report(ledger, dataset=dataset, format=fmt, path=out_path)
     _emit(as_json, {"ledger": ledger_path, "format": fmt, "out": out_path},
           [f"Wrote the {fmt} report for {dataset or 'every dataset'} to {out_path}."])
