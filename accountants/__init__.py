@@ -9,6 +9,14 @@ from accountants.accountant import (
     make_accountant,
     register_accountant,
 )
+from accountants.noise import (
+    NoiseSource,
+    make_noise_source,
+    sample_discrete_gaussian,
+    sample_discrete_laplace,
+    sample_gaussian,
+    sample_laplace,
+)
 from accountants.events import (
     SCHEMA_VERSION,
     ComposedDpEvent,
@@ -56,4 +64,11 @@ __all__: list[str] = [
     "available_accountants",
     "make_accountant",
     "register_accountant",
+    # accountants.noise
+    "NoiseSource",
+    "make_noise_source",
+    "sample_discrete_gaussian",
+    "sample_discrete_laplace",
+    "sample_gaussian",
+    "sample_laplace",
 ]
