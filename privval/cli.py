@@ -71,6 +71,8 @@ def _translate(exc: BaseException) -> CliError:
             f"{exc} Nothing was spent and nothing was released. Ask for a smaller --epsilon, or "
             f"raise the cap with 'privval budget set' only if your data policy allows it.",
             EXIT_BUDGET_REFUSED, "budget_refused")
+    if any(c.__name__ == "LedgerError" for c in type(exc).__mro__):
+        return CliError(f"{exc} Check the --ledger path (or $PRIVVAL_LEDGER).", EXIT_BAD_INPUT)
     if isinstance(exc, sqlite3.DatabaseError):
         return CliError(f"The ledger database cannot be used: {exc}. Check that --ledger points to "
                         f"a privval ledger file that is not corrupted.", EXIT_BAD_INPUT)
@@ -220,64 +222,25 @@ def _closing(ledger: Any) -> Iterator[Any]:
             close()
 
 
-def _pair(obj: Any) -> tuple[float | None, float | None]:
-    """(epsilon, delta) from whatever a ledger method returns: a pair, a mapping or an object."""
-    if obj is None:
-        return None, None
-    if isinstance(obj, Mapping):
-        return obj.get("epsilon"), obj.get("delta")
-    if isinstance(obj, (tuple, list)) and len(obj) == 2:
-        return float(obj[0]), float(obj[1])
-    return getattr(obj, "epsilon", None), getattr(obj, "delta", None)
-
-
 def _budget_status(ledger: Any, dataset: str) -> dict[str, Any]:
-    spent_eps, spent_delta = _pair(ledger.spent(dataset))
-    rem_eps, rem_delta = _pair(ledger.remaining(dataset))
-    status: dict[str, Any] = {"dataset": dataset, "spent": {"epsilon": spent_eps, "delta": spent_delta},
-                              "remaining": {"epsilon": rem_eps, "delta": rem_delta}}
-    cap = _budget_cap(ledger, dataset)
-    if cap is not None:
-        status["cap"] = cap
-    return status
-
-
-def _budget_cap(ledger: Any, dataset: str) -> dict[str, Any] | None:
-    get = getattr(ledger, "budget", None) or getattr(ledger, "get_budget", None)
-    if not callable(get):
-        return None
-    budget = get(dataset)
-    eps, delta = _pair(budget)
-    out: dict[str, Any] = {"epsilon": eps, "delta": delta}
-    accountant = getattr(budget, "accountant", None)
-    if accountant is None and isinstance(budget, Mapping):
-        accountant = budget.get("accountant")
-    if accountant is not None:
-        out["accountant"] = accountant
-    return out
-
-
-def _datasets(ledger: Any) -> list[str]:
-    for name in ("datasets", "list_datasets"):
-        get = getattr(ledger, name, None)
-        if callable(get):
-            return [d if isinstance(d, str) else getattr(d, "name", str(d)) for d in get()]
-        if get is not None:
-            return list(get)
-    return []
+    """Cap, spent and remaining ε of a dataset; every ε is at the cap's δ."""
+    budget = ledger.budget(dataset)
+    spent = ledger.spent(dataset)
+    remaining = ledger.remaining(dataset)
+    return {"dataset": dataset,
+            "cap": {"epsilon": budget.epsilon, "delta": budget.delta, "accountant": budget.accountant,
+                    "fingerprint": budget.fingerprint},
+            "spent": {"epsilon": spent.epsilon, "delta": spent.delta},
+            "remaining": {"epsilon": remaining.epsilon, "delta": remaining.delta},
+            "charges": spent.charges}
 
 
 def _require_budget(ledger: Any, dataset: str, ledger_path: str) -> None:
-    known = _datasets(ledger)
-    if known and dataset in known:
-        return
-    try:
-        ledger.remaining(dataset)
-    except (KeyError, ValueError, LookupError) as exc:
+    if dataset not in ledger.datasets():
         raise CliError(
             f"No privacy budget is set for dataset {dataset!r} in the ledger {ledger_path!r}. "
             f"Set one first: privval budget set --dataset {dataset} --epsilon E --delta D "
-            f"--ledger {ledger_path}", EXIT_BAD_INPUT) from exc
+            f"--ledger {ledger_path}", EXIT_BAD_INPUT)
 
 
 # ----------------------------------------------------------------------------- value
@@ -360,7 +323,8 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
         from privval.tknn import tknn_shapley
 
         tau_used = _auto_tau(val.x, val.y, metric) if tau_value == "auto" else tau_value
-        values = tknn_shapley(train.x, train.y, val.x, val.y, tau=tau_used, metric=metric)
+        values = tknn_shapley(train.x, train.y, val.x, val.y, tau=tau_used, metric=metric,
+                              progress=progress)
         payload.update(tau=tau_used, tau_source=tau_value if isinstance(tau_value, str) else "given",
                        guarantee=None)
         lines.append(
@@ -392,9 +356,9 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
             f"(DP-TKNN-Shapley, {metric}, tau={_fmt(payload['tau'])}).")
         lines.append(f"Guarantee: {_guarantee_text(guarantee)}"
                      f"{'; SEEDED noise: reproducible, not secure' if seed is not None else ''}.")
-        lines.append(f"Ledger {ledger_path!r}, dataset {name!r}: spent ε={_fmt(budget['spent']['epsilon'])}, "
-                     f"remaining ε={_fmt(budget['remaining']['epsilon'])}, "
-                     f"δ={_fmt(budget['remaining']['delta'])} (entry {payload['ledger_entry']}).")
+        lines.append(f"Ledger {ledger_path!r}, dataset {name!r}: spent ε={_fmt(budget['spent']['epsilon'])} "
+                     f"of ε={_fmt(budget['cap']['epsilon'])}, remaining ε={_fmt(budget['remaining']['epsilon'])} "
+                     f"(at δ={_fmt(budget['cap']['delta'])}; charge {payload['ledger_entry']}).")
 
     import numpy as np
 
@@ -495,8 +459,9 @@ def budget_set(dataset: str, epsilon: float, delta: float, accountant: str, data
                           fingerprint=fingerprint)
         status = _budget_status(ledger, dataset)
     _emit(as_json, {"ledger": ledger_path, "fingerprint": fingerprint, **status},
-          [f"Budget for {dataset!r} in {ledger_path!r}: ε={_fmt(epsilon)}, δ={_fmt(delta)} "
-           f"({accountant}); remaining ε={_fmt(status['remaining']['epsilon'])}."])
+          [f"Budget for {dataset!r} in {ledger_path!r}: ε={_fmt(epsilon)} at δ={_fmt(delta)} "
+           f"({accountant} accountant); spent ε={_fmt(status['spent']['epsilon'])}, remaining "
+           f"ε={_fmt(status['remaining']['epsilon'])}."])
 
 
 @budget.command("show")
@@ -511,7 +476,7 @@ def budget_show(dataset: str | None, ledger_path: str, as_json: bool, quiet: boo
             _require_budget(ledger, dataset, ledger_path)
             names = [dataset]
         else:
-            names = _datasets(ledger)
+            names = ledger.datasets()
         rows = [_budget_status(ledger, name) for name in names]
     lines = [f"Ledger {ledger_path!r}:"] if rows else [
         f"Ledger {ledger_path!r} has no budgets yet. Set one with: privval budget set --dataset "
@@ -519,9 +484,9 @@ def budget_show(dataset: str | None, ledger_path: str, as_json: bool, quiet: boo
     for r in rows:
         cap = r.get("cap") or {}
         lines.append(
-            f"  {r['dataset']}: cap ε={_fmt(cap.get('epsilon'))} δ={_fmt(cap.get('delta'))}, "
-            f"spent ε={_fmt(r['spent']['epsilon'])} δ={_fmt(r['spent']['delta'])}, "
-            f"remaining ε={_fmt(r['remaining']['epsilon'])} δ={_fmt(r['remaining']['delta'])}")
+            f"  {r['dataset']}: cap ε={_fmt(cap.get('epsilon'))} at δ={_fmt(cap.get('delta'))} "
+            f"({cap.get('accountant', '?')}), spent ε={_fmt(r['spent']['epsilon'])}, "
+            f"remaining ε={_fmt(r['remaining']['epsilon'])}, {r.get('charges', 0)} charges")
     _emit(as_json, {"ledger": ledger_path, "datasets": rows}, lines)
 
 
@@ -539,26 +504,24 @@ def ledger_group() -> None:
 def ledger_verify(ledger_path: str, as_json: bool, quiet: bool) -> None:
     """Check the ledger's hash chain; exit code 4 names the first altered row."""
     _setup(as_json)
-    with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
-        result = ledger.verify()
-    ok, detail = _verify_outcome(result)
-    payload = {"ledger": ledger_path, "verified": ok, "detail": detail}
-    if not ok:
-        raise CliError(f"Ledger {ledger_path!r} FAILED verification: {detail}. It was altered or "
-                       f"corrupted after it was written; restore it from a backup and investigate.",
-                       EXIT_LEDGER_BROKEN, "ledger_broken")
-    _emit(as_json, payload, [f"Ledger {ledger_path!r}: hash chain verified ({detail})."])
+    from accountants.ledger import LedgerCorruptError
 
-
-def _verify_outcome(result: Any) -> tuple[bool, str]:
-    if isinstance(result, bool):
-        return result, "intact" if result else "broken hash chain"
-    ok = getattr(result, "ok", None)
-    if ok is None and isinstance(result, Mapping):
-        ok = result.get("ok")
-    if ok is None:
-        ok = bool(result)
-    return bool(ok), str(result)
+    try:
+        with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
+            result = ledger.verify()
+    except LedgerCorruptError as exc:
+        raise CliError(f"Ledger {ledger_path!r} FAILED verification: {exc} Restore it from a "
+                       f"backup and investigate.", EXIT_LEDGER_BROKEN, "ledger_broken") from exc
+    if not result.ok:
+        raise CliError(
+            f"Ledger {ledger_path!r} FAILED verification at row {result.first_bad_id} of "
+            f"{result.rows}: {result.reason}. The ledger was altered or corrupted after it was "
+            f"written; restore it from a backup and investigate.",
+            EXIT_LEDGER_BROKEN, "ledger_broken")
+    _emit(as_json, {"ledger": ledger_path, "verified": True, "rows": result.rows,
+                    "head_hash": result.head_hash},
+          [f"Ledger {ledger_path!r}: hash chain verified, {result.rows} rows intact "
+           f"(head {result.head_hash[:16]}...; keep it elsewhere to detect truncation)."])
 
 
 # ----------------------------------------------------------------------------- report
