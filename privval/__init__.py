@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from privval.neighbors import neighbor_counts
+from privval.tknn import tknn_point_values, tknn_shapley
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "neighbor_counts", "tknn_point_values", "tknn_shapley"]
