@@ -1,0 +1,789 @@
+"""TKNN-Shapley and DP-TKNN-Shapley on training data that lives on a Dask cluster.
+
+The neighbour counts ``(Ca, Cm)`` are int64 and add exactly across shards, in any order
+(DESIGN.md §3). That makes the distributed algorithm short:
+
+1. **Count pass.** Every chunk of training rows computes its own ``(M, 2)`` counts against the
+   broadcast validation set (``dask.array.map_blocks``); a tree reduction
+   (``sum(axis=0, split_every=...)``) adds them to one ``(M, 2)`` array that reaches the client.
+   Only counts travel; training rows never leave their worker.
+2. **Noise, once, on the client.** For DP-TKNN-Shapley the client charges the ledger, then draws
+   the noise for the summed counts (:mod:`accountants.noise`, OS CSPRNG by default). A task that
+   Dask re-runs after a worker dies only recomputes exact integers, so a retry can neither change
+   the result nor cause a second noisy release.
+3. **Value pass.** The per-record values are a function of the (noisy) counts and of each
+   record's own data, so they are computed chunk by chunk on the workers and returned as a lazy
+   Dask array of shape ``(N,)``; nothing of size N is gathered unless the caller asks for it.
+
+Training data can be a Dask array (rows chunked, any number of chunks), a NumPy array (chunked
+here) or a list of shard files (``.npy`` matrices whose last column is the label, or Parquet
+tables with a label column; see :func:`shards_to_dask`). The same code runs on the threaded
+scheduler, a ``dask.distributed.LocalCluster`` and any cluster reached with
+``dask.distributed.Client("tcp://scheduler:8786")``: a ``Client`` created before the call becomes
+the default scheduler, so nothing here names a cluster.
+
+Secret subsamples on a cluster
+------------------------------
+DP-TKNN-Shapley Poisson-subsamples the training set, afresh for every validation point
+(Wang et al. 2023, arXiv 2308.15709; DESIGN.md §4). The count pass and the value pass must see
+the *same* subsample, and so must a re-run task. The client therefore draws a 128-bit key from
+the OS CSPRNG (or from ``rng`` when seeded), and each worker derives the inclusion bits of a
+fixed tile of 4096 global training rows from a Philox-4x64 stream keyed by ``(key, tile)``. The
+subsample is thus a pure function of the key, identical for every chunking of the data and every
+retry. Inclusion is ``U < floor(q * 2**32)`` with ``U`` uniform on 32 bits, so the realised rate
+never exceeds the ``q`` the accountant composes. The key travels inside the task graph: workers
+are part of the trusted curator (the counts they compute are not private either).
+
+Dask is an optional dependency (``pip install 'privval[dask]'``); it is imported only when a
+function here needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from privval._validation import (
+    _Described,
+    check_choice,
+    check_features,
+    check_int,
+    check_labels,
+    check_metric,
+    check_tau,
+    fail,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import dask.array as da
+
+__all__ = [
+    "DistributedValuationRelease",
+    "dask_dp_tknn_shapley",
+    "dask_neighbor_counts",
+    "dask_tknn_shapley",
+    "shard_counts",
+    "shard_values",
+    "shards_to_dask",
+    "subsample_key",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Global training rows per subsample tile: the inclusion bits of a tile come from one keyed
+#: Philox stream, so they do not depend on how the rows are chunked.
+SUBSAMPLE_TILE = 4096
+
+#: Default number of training rows per chunk when NumPy input is wrapped into a Dask array.
+DEFAULT_CHUNK_ROWS = 65536
+
+#: Default fan-in of the tree reduction of per-chunk counts.
+DEFAULT_SPLIT_EVERY = 8
+
+_DASK_HINT = "pip install 'privval[dask]'"
+
+
+# --------------------------------------------------------------------------- dask import
+def _import_dask() -> Any:
+    """Import ``dask.array`` or fail with the name of the extra to install."""
+    try:
+        import dask.array as dask_array
+    except ImportError as exc:  # pragma: no cover - dask is in the test extra
+        raise ImportError(
+            f"privval.distributed needs Dask; install the extra with: {_DASK_HINT}"
+        ) from exc
+    return dask_array
+
+
+def _is_dask_array(value: Any) -> bool:
+    return type(value).__module__.startswith("dask.array") and hasattr(value, "chunks")
+
+
+# --------------------------------------------------------------------------- shard primitives
+def _ball_masks(
+    x: np.ndarray, x_val: np.ndarray, *, tau: float, metric: str, budget: int, func: str
+) -> Any:
+    """Yield ``(r0, r1, mask)`` with ``mask[v, j] = d(x[r0 + j], x_val[v]) <= tau``.
+
+    Uses the exact boundary decision of :mod:`privval.neighbors` (fast product, float64
+    recomputation inside the rounding band), so every chunking and both passes agree bit for
+    bit with the in-memory path.
+    """
+    from privval.neighbors import _ball_tile, _prepare
+
+    m, n = x_val.shape[0], x.shape[0]
+    rows = max(1, min(n, budget // max(m, 1)))
+    geom = _prepare(x, x_val, metric=metric, tau=tau, train_order=None, device=None, func=func)
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        mask = np.empty((m, r1 - r0), dtype=bool)
+        _ball_tile(geom, 0, m, r0, r1, budget, mask)
+        yield r0, r1, mask
+
+
+def _inclusion_bits(key: int, row0: int, n_rows: int, n_val: int, rate: float) -> np.ndarray:
+    """Poisson-subsample inclusion ``(n_val, n_rows)`` for global rows ``row0 .. row0+n_rows``.
+
+    Row ``j`` is in the subsample of validation point ``v`` iff ``U[v, j] < floor(rate*2**32)``,
+    ``U`` from the Philox stream of the tile containing ``j`` (see the module docstring).
+    """
+    if rate >= 1.0:
+        return np.ones((n_val, n_rows), dtype=bool)
+    threshold = np.uint32(math.floor(rate * 2.0**32))
+    out = np.empty((n_val, n_rows), dtype=bool)
+    first, last = row0 // SUBSAMPLE_TILE, (row0 + n_rows - 1) // SUBSAMPLE_TILE
+    for tile in range(first, last + 1):
+        gen = np.random.Generator(
+            np.random.Philox(np.random.SeedSequence(entropy=key, spawn_key=(tile,)))
+        )
+        bits = gen.integers(0, 2**32, size=(n_val, SUBSAMPLE_TILE), dtype=np.uint32) < threshold
+        t0 = tile * SUBSAMPLE_TILE
+        lo, hi = max(row0, t0), min(row0 + n_rows, t0 + SUBSAMPLE_TILE)
+        out[:, lo - row0:hi - row0] = bits[:, lo - t0:hi - t0]
+    return out
+
+
+def shard_counts(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    tau: float,
+    metric: str = "euclidean",
+    sampling_rate: float = 1.0,
+    key: int | None = None,
+    row0: int = 0,
+    cap: int | None = None,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """Exact ``(Ca, Cm)`` counts of one shard, optionally on its secret Poisson subsample.
+
+    This is the per-shard primitive of the Dask path and of a federated participant
+    (:class:`privval.federated.Participant`): pure integers, no noise. With
+    ``sampling_rate < 1`` row ``row0 + j`` counts for validation point ``v`` only when it is in
+    the subsample that ``key`` defines (module docstring); :func:`shard_values` regenerates the
+    same subsample from the same key.
+
+    Parameters
+    ----------
+    x, y : np.ndarray
+        The shard's features (validated, 2-D) and labels.
+    x_val, y_val : np.ndarray
+        Validation features and labels.
+    tau : float
+        Radius; boundary included.
+    metric : {"euclidean", "cosine"}
+        Distance.
+    sampling_rate : float, default 1.0
+        Poisson rate q in (0, 1].
+    key : int, optional
+        Subsample key (:func:`subsample_key`); required when ``sampling_rate < 1``.
+    row0 : int, default 0
+        Global index of the shard's first row (selects the subsample tiles).
+    cap : int, optional
+        Clip each of the shard's two counts per validation point at ``cap`` (a participant's
+        contribution bound, see :mod:`privval.federated`).
+    chunk_size : int, optional
+        Most distances held at once (default ``2**23``).
+
+    Returns
+    -------
+    np.ndarray of shape (M, 2), int64
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> shard_counts(np.array([[0.0], [1.0], [5.0]]), np.array([0, 1, 0]),
+    ...              np.array([[0.5]]), np.array([0]), tau=1.0).tolist()
+    [[1, 1]]
+    """
+    from privval.neighbors import DEFAULT_CHUNK_SIZE
+
+    budget = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    m = x_val.shape[0]
+    counts = np.zeros((m, 2), dtype=np.int64)
+    if x.shape[0] == 0:
+        return counts
+    match_all = y[None, :] == y_val[:, None] if m * x.shape[0] <= budget else None
+    for r0, r1, mask in _ball_masks(x, x_val, tau=tau, metric=metric, budget=budget,
+                                    func="shard_counts"):
+        if sampling_rate < 1.0:
+            mask &= _inclusion_bits(int(key), row0 + r0, r1 - r0, m, sampling_rate)
+        match = match_all[:, r0:r1] if match_all is not None else y[None, r0:r1] == y_val[:, None]
+        ca = np.count_nonzero(mask & match, axis=1)
+        counts[:, 0] += ca
+        counts[:, 1] += np.count_nonzero(mask, axis=1) - ca
+    if cap is not None:
+        np.minimum(counts, cap, out=counts)
+    return counts
+
+
+def _own_record_weights(
+    noisy_counts: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per validation point, the value of an in-ball record from the shared noisy counts.
+
+    DESIGN.md §4 step 3: a record that was in the subsample is already counted (its own class
+    count is raised to at least 1); a record that was not adds its own +1. Returns the values
+    for (matching, in subsample), (matching, not in), (non-matching, in), (non-matching, not in).
+    """
+    from privval.tknn import tknn_point_values
+
+    ca = noisy_counts[:, 0].astype(np.int64)
+    cm = noisy_counts[:, 1].astype(np.int64)
+    a_in, _ = tknn_point_values(np.maximum(ca, 1), cm, n_classes)
+    a_out, _ = tknn_point_values(ca + 1, cm, n_classes)
+    _, b_in = tknn_point_values(ca, np.maximum(cm, 1), n_classes)
+    _, b_out = tknn_point_values(ca, cm + 1, n_classes)
+    return a_in, a_out, b_in, b_out
+
+
+def shard_values(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    counts: np.ndarray,
+    *,
+    tau: float,
+    n_classes: int,
+    metric: str = "euclidean",
+    sampling_rate: float | None = None,
+    key: int | None = None,
+    row0: int = 0,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """Per-record TKNN-Shapley values of one shard, summed over the validation points.
+
+    Two modes:
+
+    * ``sampling_rate=None``: ``counts`` are the exact global counts; each in-ball record gets
+      the TKNN value of its class (non-private TKNN-Shapley, Wang et al. 2023).
+    * ``sampling_rate=q``: ``counts`` are the shared *noisy* counts of DP-TKNN-Shapley; each
+      record's own contribution enters exactly, depending on whether it was in the subsample
+      that ``key`` defines (DESIGN.md §4). This is post-processing of the noisy counts and of
+      the record's own data only.
+
+    Parameters
+    ----------
+    x, y, x_val, y_val : np.ndarray
+        Shard and validation data (validated).
+    counts : np.ndarray of shape (M, 2)
+        Global ``(Ca, Cm)``, exact or noisy (non-negative integers).
+    tau : float
+        Radius; boundary included.
+    n_classes : int
+        Number of classes C.
+    metric : {"euclidean", "cosine"}
+        Distance.
+    sampling_rate : float, optional
+        None for exact counts; the Poisson rate q for noisy counts.
+    key : int, optional
+        The subsample key used for the counts (needed when ``sampling_rate < 1``).
+    row0 : int, default 0
+        Global index of the shard's first row.
+    chunk_size : int, optional
+        Most distances held at once.
+
+    Returns
+    -------
+    np.ndarray of shape (n,), float64
+        Sum over validation points (divide by M for the mean).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> x, y = np.array([[0.0], [1.0], [5.0]]), np.array([0, 1, 0])
+    >>> xv, yv = np.array([[0.5]]), np.array([0])
+    >>> c = shard_counts(x, y, xv, yv, tau=1.0)
+    >>> shard_values(x, y, xv, yv, c, tau=1.0, n_classes=2).tolist()
+    [0.5, -0.5, 0.0]
+    """
+    from privval.neighbors import DEFAULT_CHUNK_SIZE
+    from privval.tknn import tknn_point_values
+
+    budget = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    m = x_val.shape[0]
+    out = np.zeros(x.shape[0], dtype=np.float64)
+    if x.shape[0] == 0:
+        return out
+    if sampling_rate is None:
+        a, b = tknn_point_values(counts[:, 0], counts[:, 1], n_classes)
+    else:
+        a_in, a_out, b_in, b_out = _own_record_weights(counts, n_classes)
+    for r0, r1, mask in _ball_masks(x, x_val, tau=tau, metric=metric, budget=budget,
+                                    func="shard_values"):
+        match = y[None, r0:r1] == y_val[:, None]
+        if sampling_rate is None:
+            out[r0:r1] = a @ (mask & match) + b @ (mask & ~match)
+            continue
+        inside = _inclusion_bits(int(key), row0 + r0, r1 - r0, m, sampling_rate) \
+            if sampling_rate < 1.0 else np.ones_like(mask)
+        hit = mask & match
+        miss = mask & ~match
+        out[r0:r1] = (a_in @ (hit & inside) + a_out @ (hit & ~inside)
+                      + b_in @ (miss & inside) + b_out @ (miss & ~inside))
+    return out
+
+
+def subsample_key(rng: Any = None) -> int:
+    """A 128-bit subsample key: from the OS CSPRNG, or from ``rng`` (an int seed or Generator).
+
+    Example
+    -------
+    >>> subsample_key(0) == subsample_key(0)
+    True
+    """
+    if rng is None:
+        return secrets.randbits(128)
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    hi, lo = (int(v) for v in gen.integers(0, 2**63, size=2, dtype=np.int64))
+    return (hi << 64) | lo
+
+
+# --------------------------------------------------------------------------- shard files
+def _shard_metadata(path: Path, label_column: str | int | None) -> tuple[int, int, np.dtype]:
+    """Rows, feature count and label dtype of one shard, read from its header only."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ValueError(f"Shard file {str(path)!r} does not exist (or is not a file). "
+                         f"Check the path in x_train.")
+    if suffix == ".npy":
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        if arr.ndim != 2 or arr.shape[1] < 2:
+            raise ValueError(f"Shard file {str(path)!r} must hold a 2-D array with at least one "
+                             f"feature column and a label column. Got shape {arr.shape}.")
+        return int(arr.shape[0]), int(arr.shape[1]) - 1, np.dtype(np.int64)
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        label = "y" if label_column is None else str(label_column)
+        if label not in schema.names:
+            raise ValueError(f"Shard file {str(path)!r} has no label column {label!r}; its "
+                             f"columns are {schema.names[:12]}. Pass label_column=.")
+        kind = schema.field(label).type
+        import pyarrow as pa
+
+        dtype = np.dtype(str) if (pa.types.is_string(kind) or pa.types.is_large_string(kind)) \
+            else np.dtype(np.int64)
+        return int(pq.read_metadata(path).num_rows), len(schema.names) - 1, dtype
+    raise ValueError(f"Shard file {str(path)!r} has the unsupported suffix {path.suffix!r}. "
+                     f"Use .npy or .parquet shards.")
+
+
+def _load_shard(path: str, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Read one shard on a worker (privval.io's checks and messages apply)."""
+    from privval.io import read_labeled
+
+    data = read_labeled(path, label_column)
+    return data.x, data.y
+
+
+def shards_to_dask(
+    paths: Sequence[str | os.PathLike[str]], *, label_column: str | int | None = None
+) -> tuple[da.Array, da.Array]:
+    """Lazy Dask arrays ``(x, y)`` over a list of shard files, one chunk per shard.
+
+    Only each file's header is read here (row count, columns); the workers read the shards
+    themselves when a computation needs them, with :func:`privval.io.read_labeled`.
+
+    Parameters
+    ----------
+    paths : sequence of str or PathLike
+        ``.npy`` files (a 2-D matrix; the label column is ``label_column``, default the last)
+        or Parquet files (``.parquet``/``.pq``; every column but ``label_column``, default
+        ``"y"``, is a feature). All shards must have the same number of features.
+    label_column : str or int, optional
+        The label column (see :func:`privval.io.read_labeled`).
+
+    Returns
+    -------
+    (x, y) : tuple of dask.array.Array
+        Features (N, d) float64 and labels (N,).
+
+    Raises
+    ------
+    ValueError
+        An empty list, a missing or unsupported file, shards with different feature counts.
+    ImportError
+        Without the ``privval[dask]`` extra.
+
+    Example
+    -------
+    >>> import numpy as np, tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> for i in range(2):
+    ...     np.save(os.path.join(d, f"s{i}.npy"), np.array([[0.0, 1.0, i], [2.0, 3.0, 1]]))
+    >>> x, y = shards_to_dask([os.path.join(d, "s0.npy"), os.path.join(d, "s1.npy")])
+    >>> x.shape, x.numblocks, y.compute().tolist()
+    ((4, 2), (2, 1), [0, 1, 1, 1])
+    """
+    func = "shards_to_dask"
+    da_mod = _import_dask()
+    import dask
+
+    if isinstance(paths, (str, os.PathLike)) or not isinstance(paths, Sequence) or not paths:
+        fail("paths", func, "a non-empty list of .npy or Parquet shard files", paths)
+    xs, ys = [], []
+    n_features: int | None = None
+    for p in paths:
+        if not isinstance(p, (str, os.PathLike)):
+            fail("paths", func, "a list of file paths (str or PathLike)", p, error=TypeError)
+        path = Path(p)
+        n_rows, d, label_dtype = _shard_metadata(path, label_column)
+        if n_features is None:
+            n_features = d
+        elif d != n_features:
+            fail("paths", func, f"shards with the same number of features ({n_features})",
+                 _Described(f"{str(path)!r} with {d} features"))
+        loaded = dask.delayed(_load_shard, pure=True)(str(path), label_column)
+        xs.append(da_mod.from_delayed(loaded[0], shape=(n_rows, d), dtype=np.float64))
+        ys.append(da_mod.from_delayed(loaded[1], shape=(n_rows,), dtype=label_dtype))
+    return da_mod.concatenate(xs, axis=0), da_mod.concatenate(ys, axis=0)
+
+
+# --------------------------------------------------------------------------- input checks
+@dataclass(frozen=True)
+class _Training:
+    """Validated, aligned training arrays (rows chunked identically, one column chunk)."""
+
+    x: Any
+    y: Any
+    starts: tuple[int, ...]
+
+
+def _training(
+    x_train: Any, y_train: Any, x_val: np.ndarray, func: str, *,
+    label_column: str | int | None, chunk_rows: int,
+) -> _Training:
+    """Turn the accepted training inputs into aligned Dask arrays; check shapes and kinds."""
+    da_mod = _import_dask()
+    is_paths = isinstance(x_train, (list, tuple)) and len(x_train) > 0 and all(
+        isinstance(p, (str, os.PathLike)) for p in x_train)
+    if is_paths:
+        if y_train is not None:
+            fail("y_train", func, "None when x_train is a list of shard files (labels are read "
+                 "from the shards)", y_train)
+        x, y = shards_to_dask(x_train, label_column=label_column)
+    else:
+        if _is_dask_array(x_train):
+            x = x_train
+            if x.ndim != 2:
+                fail("x_train", func, "a 2-D array of shape (n_samples, n_features)",
+                     _Described(f"a {x.ndim}-D Dask array"))
+            if x.dtype == object or x.dtype.kind not in "biuf":
+                fail("x_train", func, "a 2-D array of real numbers",
+                     _Described(f"a Dask array of dtype {x.dtype}"), error=TypeError)
+        else:
+            x = da_mod.from_array(check_features(x_train, "x_train", func),
+                                  chunks=(chunk_rows, -1))
+        if y_train is None:
+            fail("y_train", func, "a 1-D array of labels (None only with shard files)", y_train)
+        if _is_dask_array(y_train):
+            y = y_train
+            if y.ndim != 1:
+                fail("y_train", func, "a 1-D array of integer or string labels",
+                     _Described(f"a {y.ndim}-D Dask array"))
+        else:
+            y_np = check_labels(y_train, "y_train", func)
+            y = da_mod.from_array(y_np, chunks=(x.chunks[0],) if not any(
+                math.isnan(c) for c in x.chunks[0]) else -1)
+    if any(math.isnan(c) for c in x.chunks[0]):
+        x = x.compute_chunk_sizes()
+    if any(math.isnan(c) for c in y.chunks[0]):
+        y = y.compute_chunk_sizes()
+    if y.dtype.kind not in "iuUSO":
+        fail("y_train", func, "a 1-D array of integer or string labels",
+             _Described(f"labels of dtype {y.dtype}"), error=TypeError)
+    if x.shape[0] == 0:
+        fail("x_train", func, "a non-empty 2-D array", _Described("0 rows"))
+    if y.shape[0] != x.shape[0]:
+        fail("y_train", func, f"of length {x.shape[0]} (one label per feature row)",
+             _Described(f"length {y.shape[0]}"))
+    if x.shape[1] != x_val.shape[1]:
+        fail("x_val", func, f"an array with {x.shape[1]} columns, like x_train",
+             _Described(f"{x_val.shape[1]} columns"))
+    x = x.rechunk({1: -1})
+    if y.chunks[0] != x.chunks[0]:
+        y = y.rechunk((x.chunks[0],))
+    starts = tuple(int(s) for s in np.cumsum((0,) + tuple(x.chunks[0]))[:-1])
+    return _Training(x, y, starts)
+
+
+def _check_val(x_val: Any, y_val: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
+    xv = check_features(x_val, "x_val", func)
+    yv = check_labels(y_val, "y_val", func, xv.shape[0])
+    return xv, yv
+
+
+def _check_label_kinds(y: Any, y_val: np.ndarray, func: str) -> None:
+    if (y.dtype.kind in "USO") != (y_val.dtype.kind in "US"):
+        fail("y_val", func, "labels of the same kind as y_train (both integers or both strings)",
+             y_val, error=TypeError)
+
+
+def _block_inputs(
+    xb: np.ndarray, yb: np.ndarray, x_val: np.ndarray, func: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check one chunk on its worker; align float precision as the in-memory path does."""
+    xb = check_features(xb, "x_train", func)
+    yb = check_labels(yb.reshape(-1), "y_train", func, xb.shape[0])
+    xv = x_val
+    if xb.dtype != xv.dtype:
+        xb, xv = xb.astype(np.float64, copy=False), xv.astype(np.float64, copy=False)
+    return xb, yb, xv
+
+
+def _check_split_every(split_every: Any, func: str) -> int:
+    if split_every is None:
+        return DEFAULT_SPLIT_EVERY
+    return check_int(split_every, "split_every", func, minimum=2)
+
+
+def _check_chunk_rows(chunk_rows: Any, func: str) -> int:
+    if chunk_rows is None:
+        return DEFAULT_CHUNK_ROWS
+    return check_int(chunk_rows, "chunk_rows", func, minimum=1)
+
+
+def _check_budget(chunk_size: Any, func: str) -> int:
+    from privval.neighbors import DEFAULT_CHUNK_SIZE
+
+    if chunk_size is None:
+        return DEFAULT_CHUNK_SIZE
+    return check_int(chunk_size, "chunk_size", func, minimum=1)
+
+
+# --------------------------------------------------------------------------- chunk tasks
+def _count_chunk(
+    xb: np.ndarray, yb: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray, tau: float,
+    metric: str, rate: float, key: int | None, starts: tuple[int, ...], budget: int,
+    caller: str, block_id: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Counts of one chunk, shaped (1, M, 2) for the tree reduction."""
+    xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
+    row0 = starts[block_id[0]] if block_id is not None else 0
+    counts = shard_counts(xb, yb, xv, y_val, tau=tau, metric=metric, sampling_rate=rate,
+                          key=key, row0=row0, chunk_size=budget)
+    return counts[None]
+
+
+def _value_chunk(
+    xb: np.ndarray, yb: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray,
+    counts: np.ndarray, tau: float, metric: str, n_classes: int, rate: float | None,
+    key: int | None, starts: tuple[int, ...], budget: int, divisor: float, caller: str,
+    block_id: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Per-record values of one chunk (the second pass)."""
+    xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
+    row0 = starts[block_id[0]] if block_id is not None else 0
+    values = shard_values(xb, yb, xv, y_val, counts, tau=tau, n_classes=n_classes,
+                          metric=metric, sampling_rate=rate, key=key, row0=row0,
+                          chunk_size=budget)
+    if divisor != 1.0:
+        values /= divisor
+    return values
+
+
+def _count_graph(
+    train: _Training, x_val: np.ndarray, y_val: np.ndarray, *, tau: float, metric: str,
+    rate: float, key: int | None, budget: int, split_every: int, func: str,
+) -> Any:
+    """Lazy (M, 2) int64 counts: per-chunk counts, then a tree reduction."""
+    da_mod = _import_dask()
+    m = x_val.shape[0]
+    nb = len(train.starts)
+    per_chunk = da_mod.map_blocks(
+        _count_chunk, train.x, train.y[:, None],
+        x_val=x_val, y_val=y_val, tau=tau, metric=metric, rate=rate, key=key,
+        starts=train.starts, budget=budget, caller=func,
+        new_axis=2, chunks=((1,) * nb, (m,), (2,)), dtype=np.int64,
+        meta=np.empty((0, 0, 0), dtype=np.int64),
+    )
+    return per_chunk.sum(axis=0, dtype=np.int64, split_every=split_every)
+
+
+def _value_graph(
+    train: _Training, x_val: np.ndarray, y_val: np.ndarray, counts: np.ndarray, *,
+    tau: float, metric: str, n_classes: int, rate: float | None, key: int | None,
+    budget: int, divisor: float, func: str,
+) -> Any:
+    da_mod = _import_dask()
+    return da_mod.map_blocks(
+        _value_chunk, train.x, train.y[:, None],
+        x_val=x_val, y_val=y_val, counts=counts, tau=tau, metric=metric, n_classes=n_classes,
+        rate=rate, key=key, starts=train.starts, budget=budget, divisor=divisor, caller=func,
+        drop_axis=1, dtype=np.float64, meta=np.empty((0,), dtype=np.float64),
+    )
+
+
+def _n_classes(labels_train: np.ndarray, y_val: np.ndarray, n_classes: Any, func: str) -> int:
+    seen = int(np.unique(np.concatenate([np.asarray(labels_train).astype(y_val.dtype)
+                                         if y_val.dtype.kind in "US" else
+                                         np.asarray(labels_train), y_val])).shape[0])
+    if n_classes is None:
+        return seen
+    return check_int(n_classes, "n_classes", func, minimum=max(seen, 1))
+
+
+# --------------------------------------------------------------------------- public API
+def dask_neighbor_counts(
+    x_train: Any,
+    y_train: Any,
+    x_val: Any,
+    y_val: Any,
+    *,
+    tau: float,
+    metric: str = "euclidean",
+    label_column: str | int | None = None,
+    chunk_rows: int | None = None,
+    chunk_size: int | None = None,
+    split_every: int | None = None,
+) -> np.ndarray:
+    """:func:`privval.neighbor_counts` for training data on a Dask cluster.
+
+    Each chunk of training rows counts its in-ball matching (``Ca``) and non-matching
+    (``Cm``) points for every validation point; a tree reduction adds the int64 chunk counts
+    (exact in any order), and only the ``(M, 2)`` result reaches the client. Identical to the
+    in-memory :func:`privval.neighbor_counts` (same boundary rule ``d <= tau``), whatever the
+    chunking.
+
+    Parameters
+    ----------
+    x_train : dask.array.Array, np.ndarray, or list of shard paths
+        Training features (N, d), chunked along rows; or ``.npy``/Parquet shard files
+        (:func:`shards_to_dask`), in which case ``y_train`` must be None.
+    y_train : dask.array.Array, np.ndarray or None
+        Training labels (N,).
+    x_val, y_val : array-like
+        Validation set, held by the client and broadcast to the workers.
+    tau : float
+        Radius in (0, inf]; boundary included.
+    metric : {"euclidean", "cosine"}
+        Distance.
+    label_column : str or int, optional
+        Label column of shard files.
+    chunk_rows : int, optional
+        Rows per chunk when ``x_train`` is a NumPy array (default 65536).
+    chunk_size : int, optional
+        Most distances a task holds at once (default ``2**23``).
+    split_every : int, optional
+        Fan-in of the tree reduction (default 8).
+
+    Returns
+    -------
+    np.ndarray of shape (M, 2), int64
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid parameters; mismatched feature dimensions; non-finite features (raised from
+        the worker that reads them).
+    ImportError
+        Without the ``privval[dask]`` extra.
+
+    Example
+    -------
+    >>> import numpy as np, dask, dask.array as da
+    >>> x = da.from_array(np.array([[0.0], [1.0], [2.0], [5.0]]), chunks=(2, 1))
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     dask_neighbor_counts(x, np.array([0, 1, 0, 0]), np.array([[1.0]]), [0], tau=1.0)
+    array([[2, 1]])
+    """
+    func = "dask_neighbor_counts"
+    xv, yv = _check_val(x_val, y_val, func)
+    tau = check_tau(tau, func)
+    metric = check_metric(metric, func)
+    budget = _check_budget(chunk_size, func)
+    split = _check_split_every(split_every, func)
+    rows = _check_chunk_rows(chunk_rows, func)
+    train = _training(x_train, y_train, xv, func, label_column=label_column, chunk_rows=rows)
+    _check_label_kinds(train.y, yv, func)
+    graph = _count_graph(train, xv, yv, tau=tau, metric=metric, rate=1.0, key=None,
+                         budget=budget, split_every=split, func=func)
+    return np.asarray(graph.compute(), dtype=np.int64)
+
+
+def dask_tknn_shapley(
+    x_train: Any,
+    y_train: Any,
+    x_val: Any,
+    y_val: Any,
+    *,
+    tau: float,
+    metric: str = "euclidean",
+    n_classes: int | None = None,
+    reduce: str = "mean",
+    label_column: str | int | None = None,
+    chunk_rows: int | None = None,
+    chunk_size: int | None = None,
+    split_every: int | None = None,
+) -> da.Array:
+    """:func:`privval.tknn_shapley` for training data on a Dask cluster; returns a Dask array.
+
+    Two passes (Wang et al. 2023, arXiv 2308.15709; DESIGN.md §2): the counts pass of
+    :func:`dask_neighbor_counts` runs now (with the label set, when ``n_classes`` is None);
+    the value pass is returned lazily, chunk-aligned with ``x_train``, so values are computed
+    where the data lives and gathered only if the caller calls ``.compute()``.
+
+    Parameters
+    ----------
+    x_train, y_train, x_val, y_val, tau, metric, label_column, chunk_rows, chunk_size, split_every
+        As in :func:`dask_neighbor_counts`.
+    n_classes : int, optional
+        Number of classes C; default the distinct labels of ``y_train`` and ``y_val``.
+    reduce : {"mean", "sum"}
+        Average or sum over validation points.
+
+    Returns
+    -------
+    dask.array.Array of shape (N,), float64
+        Equal (to rounding) to the in-memory :func:`privval.tknn_shapley`.
+
+    Raises
+    ------
+    ValueError, TypeError, ImportError
+        As in :func:`dask_neighbor_counts`; ``n_classes`` below the number of labels.
+
+    Example
+    -------
+    >>> import numpy as np, dask, dask.array as da
+    >>> x = da.from_array(np.array([[0.0], [1.0], [5.0]]), chunks=(2, 1))
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     dask_tknn_shapley(x, np.array([0, 1, 0]), np.array([[0.5]]), [0], tau=1.0).compute()
+    array([ 0.5, -0.5,  0. ])
+    """
+    import dask
+
+    func = "dask_tknn_shapley"
+    xv, yv = _check_val(x_val, y_val, func)
+    tau = check_tau(tau, func)
+    metric = check_metric(metric, func)
+    reduce = check_choice(reduce, "reduce", func, ("mean", "sum"))
+    if n_classes is not None:
+        check_int(n_classes, "n_classes", func, minimum=1)
+    budget = _check_budget(chunk_size, func)
+    split = _check_split_every(split_every, func)
+    rows = _check_chunk_rows(chunk_rows, func)
+    train = _training(x_train, y_train, xv, func, label_column=label_column, chunk_rows=rows)
+    _check_label_kinds(train.y, yv, func)
+    da_mod = _import_dask()
+    graph = _count_graph(train, xv, yv, tau=tau, metric=metric, rate=1.0, key=None,
+                         budget=budget, split_every=split, func=func)
+    counts, labels = dask.compute(graph, da_mod.unique(train.y))
+    n_cls = _n_classes(labels, yv, n_classes, func)
+    divisor = float(xv.shape[0]) if reduce == "mean" else 1.0
+    return _value_graph(train, xv, yv, np.asarray(counts, dtype=np.int64), tau=tau,
+                        metric=metric, n_classes=n_cls, rate=None, key=None, budget=budget,
+                        divisor=divisor, func=func)
