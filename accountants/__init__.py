@@ -9,6 +9,9 @@ from accountants.accountant import (
     make_accountant,
     register_accountant,
 )
+from accountants.calibrate import calibrate
+from accountants.pld import PldAccountant
+from accountants.rdp import RdpAccountant
 from accountants.noise import (
     NoiseSource,
     make_noise_source,
@@ -64,6 +67,10 @@ __all__: list[str] = [
     "available_accountants",
     "make_accountant",
     "register_accountant",
+    # accountants.rdp / accountants.pld / accountants.calibrate
+    "RdpAccountant",
+    "PldAccountant",
+    "calibrate",
     # accountants.noise
     "NoiseSource",
     "make_noise_source",
