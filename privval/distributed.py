@@ -66,8 +66,9 @@ from privval._validation import (
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import dask.array as da
 
+    from privval.private import ValuationRelease
+
 __all__ = [
-    "DistributedValuationRelease",
     "dask_dp_tknn_shapley",
     "dask_neighbor_counts",
     "dask_tknn_shapley",
@@ -787,3 +788,247 @@ def dask_tknn_shapley(
     return _value_graph(train, xv, yv, np.asarray(counts, dtype=np.int64), tau=tau,
                         metric=metric, n_classes=n_cls, rate=None, key=None, budget=budget,
                         divisor=divisor, func=func)
+
+
+# --------------------------------------------------------------------------- DP-TKNN-Shapley
+def _count_event(sigma: float, rate: float, n_steps: int, noise: str) -> Any:
+    """T-fold self-composition of the (Poisson-subsampled) noisy count-pair release.
+
+    The (Ca, Cm) pair has l1 = l2 sensitivity 1 under add/remove one record (DESIGN.md §3).
+    """
+    from accountants import events as ev
+
+    base = ev.DiscreteGaussianDpEvent(sigma, 1) if noise == "discrete_gaussian" \
+        else ev.GaussianDpEvent(sigma)
+    step = base if rate >= 1.0 else ev.PoissonSampledDpEvent(rate, base)
+    return ev.SelfComposedDpEvent(step, n_steps)
+
+
+def _draw_count_noise(noise: str, sigma: float, shape: tuple[int, ...], source: Any) -> np.ndarray:
+    """Noise for the summed counts, drawn on the client (integers; Gaussian noise is rounded)."""
+    from accountants import noise as nz
+
+    if noise == "discrete_gaussian":
+        return np.asarray(nz.sample_discrete_gaussian(sigma, shape, source), dtype=np.int64)
+    return np.rint(nz.sample_gaussian(sigma, shape, source)).astype(np.int64)
+
+
+def _check_epsilon_delta(epsilon: Any, delta: Any, func: str) -> tuple[float, float]:
+    from privval._validation import check_fraction, check_positive_float
+
+    eps = check_positive_float(epsilon, "epsilon", func)
+    dlt = check_fraction(delta, "delta", func, low_open=True, high_open=True)
+    return eps, dlt
+
+
+def _check_ledger(ledger: Any, dataset: Any, func: str) -> None:
+    if ledger is None:
+        if dataset is not None:
+            fail("ledger", func, "a Ledger when 'dataset' is given", ledger)
+        return
+    if not isinstance(dataset, str) or not dataset:
+        fail("dataset", func, "the name of a dataset registered in the ledger", dataset,
+             error=TypeError if not isinstance(dataset, str) else ValueError)
+    for method in ("charge", "spent"):
+        if not callable(getattr(ledger, method, None)):
+            fail("ledger", func, "an accountants.ledger.Ledger", ledger, error=TypeError)
+
+
+def dask_dp_tknn_shapley(
+    x_train: Any,
+    y_train: Any,
+    x_val: Any,
+    y_val: Any,
+    *,
+    tau: float,
+    epsilon: float,
+    delta: float,
+    sampling_rate: float = 1.0,
+    n_val_used: int | None = None,
+    noise: str = "discrete_gaussian",
+    accountant: str = "pld",
+    ledger: Any = None,
+    dataset: str | None = None,
+    purpose: str | None = None,
+    rng: Any = None,
+    metric: str = "euclidean",
+    n_classes: int | None = None,
+    reduce: str = "mean",
+    label_column: str | int | None = None,
+    chunk_rows: int | None = None,
+    chunk_size: int | None = None,
+    split_every: int | None = None,
+) -> ValuationRelease:
+    """DP-TKNN-Shapley (Wang et al. 2023, arXiv 2308.15709) on a Dask cluster.
+
+    Mechanism (DESIGN.md §4), per used validation point: a fresh secret Poisson subsample of
+    the training set at rate q, exact counts ``(Ca, Cm)`` summed over the chunks by a tree
+    reduction, then independent noise on each count **once, on the client**, clamped at 0.
+    Every owner's value is the TKNN formula on those shared noisy counts plus its own record
+    (added when it was not in the subsample), computed chunk-wise on the workers.
+
+    Privacy: add/remove one training record; the count pair has l1 = l2 sensitivity 1. The
+    release is the T-fold composition of ``PoissonSampled(q, DiscreteGaussian(σ, 1))`` (or
+    ``Gaussian(σ)`` with ``noise="gaussian"``), σ calibrated to ``(epsilon, delta)`` with the
+    chosen accountant. With a ledger, the charge is committed after the exact counts are
+    computed and before any noise is drawn: a failure in the count pass spends nothing, and a
+    task Dask retries (a worker died) recomputes integers only, so it cannot cause a second
+    noisy release.
+
+    Parameters
+    ----------
+    x_train, y_train, x_val, y_val, tau, metric, label_column, chunk_rows, chunk_size, split_every
+        As in :func:`dask_neighbor_counts`.
+    epsilon : float
+        Target ε in (0, inf) of this release.
+    delta : float
+        Target δ in (0, 1).
+    sampling_rate : float, default 1.0
+        Poisson rate q in (0, 1] of the per-validation-point subsample.
+    n_val_used : int, optional
+        Number T of validation points used (drawn without replacement; default all M). The
+        validation set is not protected, so the choice costs no privacy.
+    noise : {"discrete_gaussian", "gaussian"}
+        Exact integer noise (default) or floating-point Gaussian noise, rounded.
+    accountant : {"pld", "rdp"}
+        Accountant used to calibrate σ.
+    ledger : accountants.ledger.Ledger, optional
+        Charged (with ``dataset``, ``purpose``) before the release.
+    dataset : str, optional
+        Dataset name registered in ``ledger``.
+    purpose : str, optional
+        Description stored with the charge.
+    rng : int or numpy.random.Generator, optional
+        Seed for the subsample key, the validation choice and the noise: reproducible, not
+        secure (the release says ``seeded=True``). Default: the OS CSPRNG.
+    n_classes : int, optional
+        Number of classes C; default the distinct labels of ``y_train`` and ``y_val``.
+    reduce : {"mean", "sum"}
+        Average (over the T used points) or sum.
+
+    Returns
+    -------
+    privval.private.ValuationRelease
+        As for :func:`privval.dp_tknn_shapley`, except that ``values`` is a lazy Dask array
+        of shape (N,), chunk-aligned with the training data.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid parameters (nothing is computed or charged).
+    accountants.ledger.BudgetExceededError
+        The ledger refused the charge; nothing was released.
+    ImportError
+        Without the ``privval[dask]`` extra.
+
+    Example
+    -------
+    >>> import numpy as np, dask, dask.array as da
+    >>> rng = np.random.default_rng(0)
+    >>> x = da.from_array(rng.normal(size=(200, 3)), chunks=(50, 3))
+    >>> y = rng.integers(0, 2, 200)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     rel = dask_dp_tknn_shapley(x, y, rng.normal(size=(10, 3)), rng.integers(0, 2, 10),
+    ...                                tau=1.5, epsilon=1.0, delta=1e-5, rng=1)
+    ...     rel.values.compute().shape, rel.noisy_counts.shape, rel.seeded
+    ((200,), (10, 2), True)
+    """
+    from accountants import events as ev
+    from accountants import noise as nz
+    from privval.private import PrivacyGuarantee, ValuationRelease
+
+    func = "dask_dp_tknn_shapley"
+    xv, yv = _check_val(x_val, y_val, func)
+    tau = check_tau(tau, func)
+    eps, dlt = _check_epsilon_delta(epsilon, delta, func)
+    from privval._validation import check_fraction
+
+    rate = check_fraction(sampling_rate, "sampling_rate", func, low_open=True)
+    m = xv.shape[0]
+    t_used = m if n_val_used is None else check_int(n_val_used, "n_val_used", func, minimum=1,
+                                                     maximum=m)
+    noise = check_choice(noise, "noise", func, ("discrete_gaussian", "gaussian"))
+    accountant = check_choice(accountant, "accountant", func, ("pld", "rdp"))
+    metric = check_metric(metric, func)
+    reduce = check_choice(reduce, "reduce", func, ("mean", "sum"))
+    n_seen = int(np.unique(yv).shape[0])
+    n_cls = n_seen if n_classes is None else check_int(n_classes, "n_classes", func,
+                                                       minimum=n_seen)
+    if purpose is not None and not isinstance(purpose, str):
+        fail("purpose", func, "a str or None", purpose, error=TypeError)
+    _check_ledger(ledger, dataset, func)
+    budget = _check_budget(chunk_size, func)
+    split = _check_split_every(split_every, func)
+    rows = _check_chunk_rows(chunk_rows, func)
+    if rng is not None and not isinstance(rng, np.random.Generator) and not (
+            isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng >= 0):
+        fail("rng", func, "None, a non-negative int seed or a numpy Generator", rng,
+             error=TypeError)
+    train = _training(x_train, y_train, xv, func, label_column=label_column, chunk_rows=rows)
+    _check_label_kinds(train.y, yv, func)
+
+    sigma = _calibrate_sigma(eps, dlt, rate, t_used, noise, accountant)
+    event = _count_event(sigma, rate, t_used, noise)
+    claimed = _epsilon_of(event, dlt, accountant)
+    if claimed > eps * (1.0 + 1e-9):  # calibrate guarantees <= epsilon; refuse anything else
+        raise RuntimeError(f"calibration returned sigma={sigma} with epsilon={claimed} > {eps}")
+    gen = None if rng is None else (rng if isinstance(rng, np.random.Generator)
+                                    else np.random.default_rng(int(rng)))
+    source = nz.make_noise_source(gen)
+    key = subsample_key(gen)
+    if t_used < m:
+        chooser = gen if gen is not None else np.random.default_rng(secrets.randbits(128))
+        used = np.sort(chooser.choice(m, size=t_used, replace=False)).astype(np.int64)
+    else:
+        used = np.arange(m, dtype=np.int64)
+    xu, yu = xv[used], yv[used]
+
+    graph = _count_graph(train, xu, yu, tau=tau, metric=metric, rate=rate, key=key,
+                         budget=budget, split_every=split, func=func)
+    counts = np.asarray(graph.compute(), dtype=np.int64)
+
+    def release() -> np.ndarray:
+        return np.maximum(counts + _draw_count_noise(noise, sigma, counts.shape, source), 0)
+
+    entry_id = None
+    if ledger is not None:
+        sampling: Any = "none" if rate >= 1.0 else {"type": "poisson", "rate": rate}
+        with ledger.charge(dataset, event, sensitivity=1, sampling=sampling,
+                           seeded=source.seeded, purpose=purpose,
+                           details={"mechanism": "dp_tknn_shapley (dask)", "noise": noise,
+                                    "sigma": sigma, "n_val_used": t_used,
+                                    "epsilon": eps, "delta": dlt}) as entry:
+            noisy = release()
+        entry_id = int(entry.id)
+    else:
+        noisy = release()
+    del counts
+    divisor = float(t_used) if reduce == "mean" else 1.0
+    values = _value_graph(train, xu, yu, noisy, tau=tau, metric=metric, n_classes=n_cls,
+                          rate=rate, key=key, budget=budget, divisor=divisor, func=func)
+    logger.info("dask_dp_tknn_shapley: released %d noisy count pairs (sigma=%.4g, q=%.4g)",
+                t_used, sigma, rate)
+    guarantee = PrivacyGuarantee(epsilon=claimed, delta=dlt, accountant=accountant,
+                                 event_json=ev.to_json(event))
+    return ValuationRelease(
+        values=values, guarantee=guarantee, noise_scale=sigma, sampling_rate=rate,
+        noisy_counts=noisy, validation_indices=used, tau=tau, tau_source="given",
+        n_classes=n_cls, reduce=reduce, max_contributions=None, ledger_entry=entry_id,
+        seeded=source.seeded)
+
+
+def _calibrate_sigma(
+    epsilon: float, delta: float, rate: float, n_steps: int, noise: str, accountant: str
+) -> float:
+    """Smallest σ whose T-fold count release meets (ε, δ) under ``accountant``."""
+    from accountants.calibrate import calibrate
+
+    return float(calibrate(lambda s: _count_event(s, rate, n_steps, noise), epsilon, delta,
+                           accountant=accountant))
+
+
+def _epsilon_of(event: Any, delta: float, accountant: str) -> float:
+    """ε of ``event`` at ``delta``, recomputed (the guarantee states it, not the target)."""
+    from accountants.accountant import make_accountant
+
+    return float(make_accountant(accountant).compose(event).get_epsilon(delta))
