@@ -704,8 +704,13 @@ class Ledger:
     def _check_header(self, conn: sqlite3.Connection) -> None:
         """Refuse, without writing, a file that is not SQLite or not a privval ledger."""
         try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            # One read transaction: a concurrent creator commits the header and tables together.
+            conn.execute("BEGIN DEFERRED")
+            try:
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.execute("ROLLBACK")
         except sqlite3.DatabaseError as err:
             raise LedgerCorruptError(
                 f"Ledger file {str(self._path)!r} is not a readable SQLite database ({err}); "
