@@ -40,6 +40,18 @@ from accountants.events import (
     to_dict,
     to_json,
 )
+from accountants.ledger import (
+    Budget,
+    BudgetExceededError,
+    ChargeEntry,
+    ChargeRecord,
+    Ledger,
+    LedgerCorruptError,
+    LedgerError,
+    PrivacyAmount,
+    VerifyResult,
+    fingerprint_arrays,
+)
 
 __all__: list[str] = [
     # accountants.events
@@ -78,4 +90,15 @@ __all__: list[str] = [
     "sample_discrete_laplace",
     "sample_gaussian",
     "sample_laplace",
+    # accountants.ledger
+    "Budget",
+    "BudgetExceededError",
+    "ChargeEntry",
+    "ChargeRecord",
+    "Ledger",
+    "LedgerCorruptError",
+    "LedgerError",
+    "PrivacyAmount",
+    "VerifyResult",
+    "fingerprint_arrays",
 ]
