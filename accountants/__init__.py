@@ -40,6 +40,16 @@ from accountants.events import (
     to_dict,
     to_json,
 )
+from accountants.ptr import (
+    PTRCalibration,
+    PTRRdpTerms,
+    calibrate_ptr,
+    ptr_direct_epsilon,
+    ptr_epsilon,
+    ptr_epsilon_delta,
+    ptr_rdp,
+    ptr_rdp_terms,
+)
 from accountants.ledger import (
     Budget,
     BudgetExceededError,
@@ -90,6 +100,15 @@ __all__: list[str] = [
     "sample_discrete_laplace",
     "sample_gaussian",
     "sample_laplace",
+    # accountants.ptr
+    "PTRCalibration",
+    "PTRRdpTerms",
+    "calibrate_ptr",
+    "ptr_direct_epsilon",
+    "ptr_epsilon",
+    "ptr_epsilon_delta",
+    "ptr_rdp",
+    "ptr_rdp_terms",
     # accountants.ledger
     "Budget",
     "BudgetExceededError",

@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 from privval.neighbors import neighbor_counts
+from privval.ptr import (
+    PTRRelease,
+    ValueSummary,
+    distance_to_instability,
+    local_sensitivity_at_distance,
+    private_value_summary,
+    ptr_release,
+)
 from privval.tknn import tknn_point_values, tknn_shapley
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "neighbor_counts", "tknn_point_values", "tknn_shapley"]
+__all__ = [
+    "__version__",
+    "neighbor_counts",
+    "tknn_point_values",
+    "tknn_shapley",
+    # privval.ptr
+    "PTRRelease",
+    "ValueSummary",
+    "distance_to_instability",
+    "local_sensitivity_at_distance",
+    "private_value_summary",
+    "ptr_release",
+]
