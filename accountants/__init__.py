@@ -50,6 +50,17 @@ from accountants.ptr import (
     ptr_rdp,
     ptr_rdp_terms,
 )
+from accountants.monte_carlo import MonteCarloAccountant, MonteCarloEstimate
+from accountants.evr import (
+    Certificate,
+    EVRResult,
+    NoiseCalibration,
+    SamplePlan,
+    calibrate_noise,
+    evr_release,
+    plan_samples,
+    verify,
+)
 from accountants.ledger import (
     Budget,
     BudgetExceededError,
@@ -109,6 +120,17 @@ __all__: list[str] = [
     "ptr_epsilon_delta",
     "ptr_rdp",
     "ptr_rdp_terms",
+    # accountants.monte_carlo / accountants.evr (accountants.opacus needs torch: import it directly)
+    "MonteCarloAccountant",
+    "MonteCarloEstimate",
+    "Certificate",
+    "EVRResult",
+    "NoiseCalibration",
+    "SamplePlan",
+    "calibrate_noise",
+    "evr_release",
+    "plan_samples",
+    "verify",
     # accountants.ledger
     "Budget",
     "BudgetExceededError",
