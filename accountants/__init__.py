@@ -73,6 +73,7 @@ from accountants.ledger import (
     VerifyResult,
     fingerprint_arrays,
 )
+from accountants.report import render_report, report_schema
 
 __all__: list[str] = [
     # accountants.events
@@ -142,4 +143,7 @@ __all__: list[str] = [
     "PrivacyAmount",
     "VerifyResult",
     "fingerprint_arrays",
+    # accountants.report
+    "render_report",
+    "report_schema",
 ]
