@@ -88,10 +88,10 @@ def _round_up(value: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- validation
 def _check_orders(orders: Any, name: str = "orders") -> np.ndarray:
     array = np.asarray(orders, dtype=float)
-    if array.ndim > 1 or array.size == 0 or not np.all(np.isfinite(array)) or np.any(array < 1):
+    if array.ndim > 1 or array.size == 0 or np.any(np.isnan(array)) or np.any(array < 1):
         raise ValueError(
-            f"The '{name}' parameter must be a non-empty 1-D array of finite floats in "
-            f"[1, inf). Got {orders!r} instead."
+            f"The '{name}' parameter must be a non-empty 1-D array of floats in [1, inf]. "
+            f"Got {orders!r} instead."
         )
     return np.atleast_1d(array)
 
@@ -186,11 +186,13 @@ def _laplace_rdp(alphas: np.ndarray, b: float) -> np.ndarray:
     out = np.empty_like(alphas)
     one = alphas == 1.0
     out[one] = 1.0 / b + math.expm1(-1.0 / b)
-    a = alphas[~one]
+    out[np.isinf(alphas)] = 1.0 / b
+    rest = ~one & np.isfinite(alphas)
+    a = alphas[rest]
     log_moment = np.logaddexp(
         np.log(a / (2 * a - 1)) + (a - 1) / b, np.log((a - 1) / (2 * a - 1)) - a / b
     )
-    out[~one] = log_moment / (a - 1)
+    out[rest] = log_moment / (a - 1)
     return out
 
 
@@ -233,19 +235,26 @@ def _gaussian_coefficients(event: PTRDpEvent) -> tuple[float, float, float]:
 def _terms(event: PTRDpEvent, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fail, safe, unsafe = _gaussian_coefficients(event)
     delta0 = event.delta0
-    composition = max(fail, safe) * alphas + _laplace_rdp(alphas, event.test_scale)
+    composition = np.empty_like(alphas)
     mixture = np.empty_like(alphas)
-    one = alphas == 1.0
+    inf = np.isinf(alphas)
+    # α = ∞: the Gaussian's max-divergence is infinite unless its shift is 0.
+    composition[inf] = 1.0 / event.test_scale if max(fail, safe) == 0 else math.inf
+    mixture[inf] = 0.0 if max(fail, unsafe) == 0 else math.inf
+    a = alphas[~inf]
+    composition[~inf] = max(fail, safe) * a + _laplace_rdp(a, event.test_scale)
     if math.isinf(unsafe):
         mixture[:] = math.inf
-    else:
-        # KL limit of the mixture term at α = 1: the δ0-weighted average of the two KLs.
-        mixture[one] = (1.0 - delta0) * fail + delta0 * unsafe
-        a = alphas[~one]
-        log_moment = np.logaddexp(
-            math.log1p(-delta0) + (a - 1) * fail * a, math.log(delta0) + (a - 1) * unsafe * a
-        )
-        mixture[~one] = log_moment / (a - 1)
+        return mixture, composition
+    one = alphas == 1.0
+    # KL limit of the mixture term at α = 1: the δ0-weighted average of the two KLs.
+    mixture[one] = (1.0 - delta0) * fail + delta0 * unsafe
+    rest = ~one & ~inf
+    a = alphas[rest]
+    log_moment = np.logaddexp(
+        math.log1p(-delta0) + (a - 1) * fail * a, math.log(delta0) + (a - 1) * unsafe * a
+    )
+    mixture[rest] = log_moment / (a - 1)
     return mixture, composition
 
 
@@ -323,7 +332,8 @@ def _subsampled_curve(curve: Any, q: float, alphas: np.ndarray) -> np.ndarray:
     base = curve(alphas)
     if q == 1.0:
         return base
-    needed = np.unique(np.concatenate([np.floor(alphas), np.ceil(alphas), [2.0]])).astype(int)
+    finite = alphas[np.isfinite(alphas)]
+    needed = np.unique(np.concatenate([np.floor(finite), np.ceil(finite), [2.0]])).astype(int)
     needed = needed[needed >= 2]
     top = int(needed.max())
     integers = np.arange(2, top + 1, dtype=float)
@@ -336,6 +346,9 @@ def _subsampled_curve(curve: Any, q: float, alphas: np.ndarray) -> np.ndarray:
         cumulative[int(k)] = _subsampled_log_moment(log_moments, q, int(k))
     out = np.empty_like(alphas)
     for i, a in enumerate(alphas):
+        if math.isinf(a):
+            out[i] = base[i]
+            continue
         lo, hi = math.floor(a), math.ceil(a)
         if a == 1.0:
             # ε(1) ≤ ε(α) for every α > 1 (monotonicity of Rényi divergence in the order).

@@ -266,6 +266,17 @@ def test_rdp_accountant_dispatches_to_ptr_rdp_when_available() -> None:
                                                   rel=1e-3)
 
 
+def test_ptr_composes_with_other_events_in_one_rdp_accountant() -> None:
+    rdp = pytest.importorskip("accountants.rdp")
+    e = PTRDpEvent(2.0, 1e-8, 1.0, 2.0, 2.0, 2.0, 1.0)
+    acc = rdp.RdpAccountant(orders=DEFAULT_ORDERS)
+    acc.compose(dp_accounting.ComposedDpEvent(
+        [dp_accounting.SelfComposedDpEvent(e, 5), dp_accounting.GaussianDpEvent(3.0)]))
+    expected = rdp_to_epsilon(5 * ptr_rdp(e, DEFAULT_ORDERS) + DEFAULT_ORDERS / 18,
+                              DEFAULT_ORDERS, 1e-5)
+    assert acc.get_epsilon(1e-5) == pytest.approx(expected, rel=1e-6)
+
+
 # --------------------------------------------------------------------------- reductions
 def test_reductions() -> None:
     a = ALPHAS
@@ -290,10 +301,14 @@ def test_reductions() -> None:
     # ⊥ fallback: ε_fail = 0.
     e = PTRDpEvent(**{**base, "sigma_fail": None})
     small = a <= 12  # the closed form below overflows beyond
-    expected = np.log1p(1e-4 * np.expm1((a - 1) * a * 9 / 2)[small]) / (a[small] - 1)
+    a_small = a[small]
+    expected = np.log1p(1e-4 * np.expm1((a_small - 1) * a_small * 9 / 2)) / (a_small - 1)
     np.testing.assert_allclose(ptr_rdp_terms(e, a).mixture[small], expected, rtol=1e-9)
     np.testing.assert_allclose(ptr_rdp_terms(e, a).composition,
                                a * 0.125 + laplace_rdp(a, 1.0), rtol=1e-9)
+    # α = ∞ (accepted by RdpAccountant): Gaussian release ⇒ infinite; Laplace alone ⇒ 1/b.
+    assert np.isinf(ptr_rdp(PTRDpEvent(**base), [np.inf], 0.1)[0])
+    assert laplace_rdp([np.inf], 4.0)[0] == pytest.approx(0.25)
     # infinite GS2: no finite RDP.
     e = PTRDpEvent(**{**base, "global_sensitivity_pass": math.inf})
     assert np.all(np.isinf(ptr_rdp(e, a)))
