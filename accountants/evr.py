@@ -320,8 +320,9 @@ def verify(
         used = m
     else:
         be = _make_backend(seed, device, backend)
+        chunk = min(_CHUNK, max(4096, -(-m // 8)))  # ≥ 8 chances to stop early
         while used < m:
-            n = min(_CHUNK, m - used)
+            n = min(chunk, m - used)
             for direction in total:
                 losses, _ = sample_loss_sums(steps.steps, n, be, direction)
                 a = np.minimum(epsilon - losses, 0.0)
