@@ -40,6 +40,7 @@ function here needs it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import numbers
@@ -262,6 +263,7 @@ def shard_values(
     sampling_rate: float | None = None,
     key: int | None = None,
     row0: int = 0,
+    own_record: str = "subsample",
     chunk_size: int | None = None,
 ) -> np.ndarray:
     """Per-record TKNN-Shapley values of one shard, summed over the validation points.
@@ -293,6 +295,11 @@ def shard_values(
         The subsample key used for the counts (needed when ``sampling_rate < 1``).
     row0 : int, default 0
         Global index of the shard's first row.
+    own_record : {"subsample", "added"}, default "subsample"
+        With noisy counts: ``"subsample"`` corrects each record by its own subsample
+        membership (DESIGN.md §4); ``"added"`` always adds the record's own +1, so the value
+        depends only on the noisy counts and the record itself, not on the secret subsample
+        (what a participant's DP *score* needs, see :mod:`privval.federated`).
     chunk_size : int, optional
         Most distances held at once.
 
@@ -328,8 +335,12 @@ def shard_values(
         if sampling_rate is None:
             out[r0:r1] = a @ (mask & match) + b @ (mask & ~match)
             continue
-        inside = _inclusion_bits(int(key), row0 + r0, r1 - r0, m, sampling_rate) \
-            if sampling_rate < 1.0 else np.ones_like(mask)
+        if own_record == "added":
+            inside = np.zeros_like(mask)
+        elif sampling_rate < 1.0:
+            inside = _inclusion_bits(int(key), row0 + r0, r1 - r0, m, sampling_rate)
+        else:
+            inside = np.ones_like(mask)
         hit = mask & match
         miss = mask & ~match
         out[r0:r1] = (a_in @ (hit & inside) + a_out @ (hit & ~inside)
@@ -1017,6 +1028,7 @@ def dask_dp_tknn_shapley(
         seeded=source.seeded)
 
 
+@functools.lru_cache(maxsize=128)
 def _calibrate_sigma(
     epsilon: float, delta: float, rate: float, n_steps: int, noise: str, accountant: str
 ) -> float:
