@@ -1,0 +1,133 @@
+"""Tests of the Opacus EVRAccountant (skipped without the torch extra)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+opacus = pytest.importorskip("opacus")
+
+from opacus.accountants import PRVAccountant, create_accountant  # noqa: E402
+
+from accountants.accountant import make_accountant  # noqa: E402
+from accountants.events import GaussianDpEvent, PoissonSampledDpEvent  # noqa: E402
+from accountants.ledger import Ledger  # noqa: E402
+from accountants.opacus import EVRAccountant  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+def test_registered_under_evr_and_interface() -> None:
+    acc = create_accountant("evr")
+    assert isinstance(acc, EVRAccountant) and EVRAccountant.mechanism() == "evr"
+    assert len(acc) == 0 and acc.get_epsilon(1e-5) == 0.0
+
+
+def test_history_merging_and_estimate_against_opacus_prv() -> None:
+    acc = EVRAccountant(n_samples=50_000, rng=0)
+    prv = PRVAccountant()
+    for _ in range(60):
+        acc.step(noise_multiplier=1.0, sample_rate=0.05)
+        prv.step(noise_multiplier=1.0, sample_rate=0.05)
+    for _ in range(40):
+        acc.step(noise_multiplier=1.5, sample_rate=0.1)
+        prv.step(noise_multiplier=1.5, sample_rate=0.1)
+    assert acc.history == [(1.0, 0.05, 60), (1.5, 0.1, 40)] and len(acc) == 100
+    est = acc.estimate_epsilon(1e-3)
+    reference = prv.get_epsilon(1e-3)  # upper bound with eps_error 0.01 around its estimate
+    assert abs(est.value - reference) <= 3 * est.standard_error + 0.02
+    assert acc.get_epsilon(1e-3) == pytest.approx(est.value, rel=1e-9)
+
+
+def test_state_dict_round_trip() -> None:
+    acc = EVRAccountant(n_samples=20_000, rng=1)
+    for _ in range(10):
+        acc.step(noise_multiplier=1.0, sample_rate=0.1)
+    state = acc.state_dict()
+    assert state["mechanism"] == "evr" and state["history"] == [(1.0, 0.1, 10)]
+    other = EVRAccountant(n_samples=20_000, rng=2)
+    other.load_state_dict(state)
+    assert other.history == acc.history and len(other) == 10
+    a, b = acc.estimate_epsilon(1e-2), other.estimate_epsilon(1e-2)
+    assert abs(a.value - b.value) <= 4 * math.hypot(a.standard_error, b.standard_error)
+    with pytest.raises(ValueError):
+        other.load_state_dict({"history": [], "mechanism": "rdp"})
+
+
+def test_verified_epsilon_and_rigorous_fallback() -> None:
+    acc = EVRAccountant(n_samples=20_000, rng=3)
+    for _ in range(20):
+        acc.step(noise_multiplier=1.0, sample_rate=0.2)
+    eps = acc.get_epsilon(0.05, verify=True, tau=1.5, rng=4)
+    cert = acc.last_certificate
+    assert cert is not None and cert.accepted and eps == cert.epsilon
+    assert cert.tau * cert.delta_b + cert.p <= 0.05
+    # The claim was verified at δ_b/κ < δ, so it cannot beat the tight PLD value at δ.
+    pld = make_accountant("pld").compose(acc.event).get_epsilon(0.05)
+    assert eps >= pld
+
+
+def test_rejected_verification_reports_the_rigorous_accountant(monkeypatch) -> None:
+    import dataclasses
+
+    import accountants.evr as evr
+
+    real_verify = evr.verify
+    monkeypatch.setattr(evr, "verify", lambda *a, **k: dataclasses.replace(
+        real_verify(*a, **k), accepted=False))
+    acc = EVRAccountant(n_samples=5_000, rng=3)
+    for _ in range(20):
+        acc.step(noise_multiplier=1.0, sample_rate=0.2)
+    eps = acc.get_epsilon(0.05, verify=True, rng=4, fallback_accountant="rdp")
+    assert not acc.last_certificate.accepted
+    assert eps == make_accountant("rdp").compose(acc.event).get_epsilon(0.05)
+
+
+def test_bad_steps() -> None:
+    acc = EVRAccountant(n_samples=100, rng=0)
+    with pytest.raises(ValueError, match="noise_multiplier"):
+        acc.step(noise_multiplier=0.0, sample_rate=0.1)
+    with pytest.raises(ValueError, match="sample_rate"):
+        acc.step(noise_multiplier=1.0, sample_rate=1.5)
+    with pytest.raises(ValueError, match="dataset"):
+        EVRAccountant(n_samples=100, ledger=object())
+    assert len(acc) == 0
+
+
+def test_privacy_engine_run_with_ledger(tmp_path) -> None:
+    from opacus import PrivacyEngine
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 5)
+    y = (x[:, 0] > 0).long()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    model = torch.nn.Linear(5, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    engine = PrivacyEngine(accountant="evr")
+    assert isinstance(engine.accountant, EVRAccountant)
+    with Ledger(tmp_path / "l.db", record=()) as ledger:
+        ledger.set_budget("train", epsilon=50.0, delta=1e-5, accountant="rdp")
+        # Swap in an accountant that also writes every step to the ledger.
+        engine.accountant = EVRAccountant(n_samples=20_000, rng=5, ledger=ledger, dataset="train")
+        model, optimizer, loader = engine.make_private(
+            module=model, optimizer=optimizer, data_loader=loader,
+            noise_multiplier=1.0, max_grad_norm=1.0)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            optimizer.step()
+        steps = len(engine.accountant)
+        assert steps > 0
+        (sigma, q, n), = engine.accountant.history
+        assert sigma == 1.0 and q == pytest.approx(16 / 64) and n == steps
+        eps = engine.get_epsilon(1e-5)
+        assert 0.0 < eps < math.inf
+        charges = ledger.history("train")
+        assert len(charges) == steps and all(c.released for c in charges)
+        assert charges[0].event == PoissonSampledDpEvent(q, GaussianDpEvent(1.0))
+        assert charges[0].seeded is True  # Opacus not in secure mode
+    assert np.isfinite(eps)
