@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from privval.knn import knn_shapley
 from privval.neighbors import neighbor_counts
 from privval.ptr import (
     PTRRelease,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "knn_shapley",
     "neighbor_counts",
     "tknn_point_values",
     "tknn_shapley",

@@ -60,6 +60,9 @@ logger = logging.getLogger(__name__)
 #: Default tile budget: the most distances (validation x training pairs) held at once.
 DEFAULT_CHUNK_SIZE = 2**23
 
+#: Distances per GEMM tile, so that a tile is still in cache when it is thresholded.
+_CACHE_TILE = 2**19
+
 _U32 = 2.0**-24
 _U64 = 2.0**-53
 
@@ -246,11 +249,12 @@ def _ball_tile(
     r = geom.tile(v0, v1, t0, t1)
     tol = geom.tolerance(v0, v1, t0, t1)
     np.less_equal(r, -tol, out=out)
-    n_sure = np.count_nonzero(out)
-    n_cand = np.count_nonzero(r <= tol)
-    if n_cand == n_sure:
+    band = r <= tol
+    np.not_equal(band, out, out=band)  # -tol < r <= tol: the fast product cannot decide
+    if not band.any():
         return
-    rows, cols = np.nonzero((np.abs(r) <= tol) & ~out)
+    # flatnonzero is much faster than the 2-D nonzero on a sparse mask
+    rows, cols = np.divmod(np.flatnonzero(band), band.shape[1])
     dist = geom.reference(rows + v0, cols + t0, budget)
     tau = math.sqrt(geom.offset) if geom.metric == "euclidean" else geom.offset
     out[rows, cols] = dist <= tau
@@ -285,17 +289,18 @@ def _count_blocks(
 
     Training rows must be in class order (``geom.train_order`` sorts them); ``segments`` gives
     the class boundaries. With ``keep_mask`` each block also carries its full in-ball mask
-    (``m_b x N`` booleans with ``m_b * N <= budget`` where possible), so a caller can assign
+    (``m_b x N`` booleans with ``m_b * N <= 4 * budget`` where possible), so a caller can assign
     values without recomputing distances.
     """
     m, n = geom.x_val.shape[0], geom.x_train.shape[0]
     n_classes = segments.shape[0] - 1
     if keep_mask:
-        val_block = max(1, min(m, budget // n))
-        train_chunk = max(1, min(n, budget // val_block))
+        # A mask entry is one byte against four or eight for a distance: same memory budget.
+        val_block = max(1, min(m, 4 * budget // n))
     else:
         val_block = max(1, min(m, 256, budget))
-        train_chunk = max(1, min(n, budget // val_block))
+    # Distance tiles small enough to stay in cache between the GEMM and the comparisons.
+    train_chunk = max(1, min(n, budget // val_block, _CACHE_TILE // val_block))
     with _progress_bar(m, desc, progress) as bar:
         for v0 in range(0, m, val_block):
             v1 = min(m, v0 + val_block)

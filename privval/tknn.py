@@ -46,6 +46,9 @@ __all__ = ["harmonic_number", "tknn_point_values", "tknn_shapley"]
 
 logger = logging.getLogger(__name__)
 
+#: Mask entries per masked mat-vec slice (its float64 copy, 1 MiB, stays in cache).
+_MATVEC_ELEMENTS = 2**17
+
 _EULER_GAMMA = 0.57721566490153286060651209008240243
 
 
@@ -223,10 +226,14 @@ def tknn_shapley(
         ct = block.class_counts.sum(axis=1).astype(np.float64)
         ca = block.class_counts[np.arange(block_codes.shape[0]), block_codes].astype(np.float64)
         value_match, value_mismatch = _point_values(ca, ct - ca, n_classes)
+        # Masked mat-vec per class segment (training rows are sorted by class, so every
+        # column of a segment has the same label). Columns go in slices whose float64 copy of
+        # the mask stays in cache.
+        step = max(1, _MATVEC_ELEMENTS // block.mask.shape[0])
         for c in range(n_classes):
-            s, e = int(segments[c]), int(segments[c + 1])
-            if e > s:
-                weights = np.where(block_codes == c, value_match, value_mismatch)
+            weights = np.where(block_codes == c, value_match, value_mismatch)
+            for s in range(int(segments[c]), int(segments[c + 1]), step):
+                e = min(s + step, int(segments[c + 1]))
                 values_sorted[s:e] += weights @ block.mask[:, s:e]
     values = np.empty_like(values_sorted)
     values[order] = values_sorted

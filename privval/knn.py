@@ -1,0 +1,219 @@
+"""Exact KNN-Shapley values: hard-label (Jia et al. 2019) and soft-label (Wang & Jia 2023).
+
+Both need, for each validation point, the training set sorted by distance; the values then follow
+from a recursion over the ranks, which we evaluate for a whole block of validation points at once
+with cumulative sums along the sorted axis (DESIGN.md §2).
+
+Ranks ``i = 1..N`` order the training points by distance to ``x_v`` with ties broken by training
+index (the lower index is nearer): a stable, documented tie-break, since tied points can receive
+different values. ``a_i = 1[y_(i) = y_v]`` is the label match of the i-th nearest point.
+
+- **Hard label** (Jia et al. 2019, "Efficient task-specific data valuation for nearest neighbor
+  algorithms", Thm. 1): utility of S = (1/K) * number of matches among the min(K, |S|) nearest
+  points of S (0 for the empty set). ``s_N = a_N / max(N, K)`` and
+  ``s_i = s_{i+1} + (a_i - a_{i+1}) / max(K, i)``. The base ``a_N / max(N, K)`` (not ``a_N / N``)
+  keeps the values exact when N < K.
+- **Soft label** (Wang & Jia 2023, arXiv 2304.04258): utility = fraction of matches among the
+  min(K, |S|) nearest points of S, ``1/C`` for the empty set. For N > K, with
+  ``c_A = sum_{j<N} a_j`` and ``H_K`` the K-th harmonic number,
+  ``s_N = (a_N - 1/C)/N + (a_N - c_A/(N-1)) (H_K - 1)/N`` and
+  ``s_i = s_{i+1} + (a_i - a_{i+1}) [(H_K - 1)/(N-1) + 1/max(i, K)]``. For N <= K every
+  coalition keeps all of its points, so the game is Threshold-KNN with every point in the ball and
+  the TKNN closed form with ``Ct = N`` applies.
+
+Ordering is exact: distances come from a BLAS product (as in :mod:`privval.neighbors`), and any
+run of training points whose fast distances lie within the rounding bound of each other is
+re-ordered by their float64 reference distances, then by index. So the result does not depend on
+the block size, the BLAS library or the device.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from privval._validation import (
+    check_choice,
+    check_int,
+    check_metric,
+    check_train_val,
+    encode_labels,
+    fail,
+)
+from privval.neighbors import (
+    _check_chunk_size,
+    _Geometry,
+    _prepare,
+    _progress_bar,
+    _resolve_device,
+)
+from privval.tknn import _point_values, harmonic_number
+
+__all__ = ["knn_shapley"]
+
+logger = logging.getLogger(__name__)
+
+#: Per-distance working arrays of a validation block (distances, order, keys, values...).
+_ARRAYS_PER_DISTANCE = 8
+
+
+def _exact_order(geom: _Geometry, v0: int, v1: int, budget: int) -> np.ndarray:
+    """Training indices sorted by (reference distance, index) for validation rows v0:v1."""
+    n = geom.x_train.shape[0]
+    dist = geom.tile(v0, v1, 0, n)  # squared Euclidean or cosine distance, with rounding error
+    order = np.argsort(dist, axis=1, kind="stable")
+    if n == 1:
+        return order
+    fast = np.take_along_axis(dist, order, axis=1).astype(np.float64)
+    # Every fast distance is within `tol` of the exact one, so two neighbours in the fast order
+    # can be swapped in the exact order only if their gap is at most 2 * tol.
+    tol = geom.tolerance(v0, v1, 0, n)
+    close = np.diff(fast, axis=1) <= 2.0 * tol
+    rows = np.flatnonzero(close.any(axis=1))
+    if rows.size == 0:
+        return order
+    close = close[rows]
+    # Runs of mutually close points form groups; groups are ordered correctly already.
+    group = np.zeros((rows.size, n), dtype=np.int64)
+    np.cumsum(~close, axis=1, out=group[:, 1:])
+    in_run = np.zeros((rows.size, n), dtype=bool)
+    in_run[:, :-1] |= close
+    in_run[:, 1:] |= close
+    r_idx, pos = np.divmod(np.flatnonzero(in_run), n)
+    key = np.zeros((rows.size, n), dtype=np.float64)
+    key[r_idx, pos] = geom.reference(rows[r_idx] + v0, order[rows[r_idx], pos], budget)
+    sub = order[rows]
+    perm = np.lexsort((sub, key, group), axis=-1)
+    order[rows] = np.take_along_axis(sub, perm, axis=1)
+    logger.debug("re-ordered %d near-tied distances exactly", pos.size)
+    return order
+
+
+def _hard_values(a: np.ndarray, k: int) -> np.ndarray:
+    """Jia et al. 2019 recursion for a block: ``a`` is (m, N) in rank order; values in rank order."""
+    n = a.shape[1]
+    ranks = np.arange(1, n, dtype=np.float64)
+    steps = (a[:, :-1] - a[:, 1:]) / np.maximum(ranks, k)
+    base = a[:, -1:] / max(n, k)
+    return base + _reverse_cumsum_padded(steps)
+
+
+def _soft_values(a: np.ndarray, k: int, n_classes: int) -> np.ndarray:
+    """Wang & Jia 2023 soft-label values for a block (rank order)."""
+    m, n = a.shape
+    if n <= k:
+        ca = a.sum(axis=1)
+        value_match, value_mismatch = _point_values(ca, n - ca, n_classes)
+        return np.where(a == 1.0, value_match[:, None], value_mismatch[:, None])
+    h1 = float(harmonic_number(k)) - 1.0
+    c_a = a[:, :-1].sum(axis=1, keepdims=True)
+    a_n = a[:, -1:]
+    base = (a_n - 1.0 / n_classes) / n + (a_n - c_a / (n - 1)) * h1 / n
+    ranks = np.arange(1, n, dtype=np.float64)
+    steps = (a[:, :-1] - a[:, 1:]) * (h1 / (n - 1) + 1.0 / np.maximum(ranks, k))
+    return base + _reverse_cumsum_padded(steps)
+
+
+def _reverse_cumsum_padded(steps: np.ndarray) -> np.ndarray:
+    """``out[:, i] = sum_{j >= i} steps[:, j]`` with a trailing column of zeros (rank N)."""
+    out = np.zeros((steps.shape[0], steps.shape[1] + 1), dtype=np.float64)
+    out[:, :-1] = np.cumsum(steps[:, ::-1], axis=1)[:, ::-1]
+    return out
+
+
+def knn_shapley(
+    x_train: Any,
+    y_train: Any,
+    x_val: Any,
+    y_val: Any,
+    *,
+    k: int = 5,
+    metric: str = "euclidean",
+    soft_label: bool = False,
+    n_classes: int | None = None,
+    reduce: str = "mean",
+    chunk_size: int | None = None,
+    device: Any = "cpu",
+    progress: bool | None = None,
+) -> np.ndarray:
+    """Exact KNN-Shapley values of the training points.
+
+    Hard-label values follow Jia et al. 2019 (utility: (1/K) * matches among the K nearest);
+    soft-label values follow Wang & Jia 2023, arXiv 2304.04258 (utility: fraction of matches
+    among the K nearest, ``1/C`` on the empty set). Both are exact also when N < K. Ties in
+    distance are broken by training index (lower index = nearer).
+
+    Parameters
+    ----------
+    x_train, y_train, x_val, y_val
+        Training and validation features (2-D, finite) and labels (integers or strings).
+    k : int
+        Number of neighbours K >= 1.
+    metric : {"euclidean", "cosine"}
+        Distance; cosine distance is ``1 - cosine similarity``.
+    soft_label : bool
+        Soft-label utility (Wang & Jia 2023) instead of Jia et al.'s hard-label utility.
+    n_classes : int, optional
+        Number of classes C (soft label only; the empty set is worth ``1/C``). Defaults to the
+        number of distinct labels in ``y_train`` and ``y_val``.
+    reduce : {"mean", "sum"}
+        Average (pyDVL, OpenDataVal) or sum (the papers' code) over validation points.
+    chunk_size : int, optional
+        Memory budget in distances (default ``2**23``); validation points are processed in blocks
+        of about ``chunk_size / (8 N)`` points (at least one). Results do not depend on it.
+    device : str or torch.device
+        ``"cpu"`` for numpy/BLAS, or a torch device for the distance products.
+    progress : bool, optional
+        tqdm progress bar on a terminal; ``False`` turns it off.
+
+    Returns
+    -------
+    np.ndarray of shape (N,), float64
+        Value of each training point, in the order of ``x_train``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid parameters: see :func:`privval.neighbor_counts`; ``k < 1``; ``soft_label`` not a
+        bool; ``reduce`` not in {"mean", "sum"}.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from privval import knn_shapley
+    >>> x_train = np.array([[0.0], [1.0], [2.0]])
+    >>> np.round(knn_shapley(x_train, [0, 1, 0], np.array([[0.0]]), [0], k=1), 4).tolist()
+    [0.8333, -0.1667, 0.3333]
+    """
+    func = "knn_shapley"
+    xt, yt, xv, yv = check_train_val(x_train, y_train, x_val, y_val, func)
+    k = check_int(k, "k", func, minimum=1)
+    metric = check_metric(metric, func)
+    if not isinstance(soft_label, (bool, np.bool_)):
+        fail("soft_label", func, "a bool", soft_label, error=TypeError)
+    reduce = check_choice(reduce, "reduce", func, ("mean", "sum"))
+    budget = _check_chunk_size(chunk_size, func)
+    torch_device = _resolve_device(device, func)
+    codes_t, codes_v, n_classes = encode_labels(yt, yv, n_classes, func)
+
+    n, m = xt.shape[0], xv.shape[0]
+    geom = _prepare(xt, xv, metric=metric, tau=None, train_order=None, device=torch_device,
+                    func=func)
+    val_block = max(1, min(m, budget // (_ARRAYS_PER_DISTANCE * n)))
+    values = np.zeros(n, dtype=np.float64)
+    with _progress_bar(m, "KNN-Shapley", progress) as bar:
+        for v0 in range(0, m, val_block):
+            v1 = min(m, v0 + val_block)
+            order = _exact_order(geom, v0, v1, budget)
+            a = (codes_t[order] == codes_v[v0:v1, None]).astype(np.float64)
+            if soft_label:
+                ranked = _soft_values(a, k, n_classes)
+            else:
+                ranked = _hard_values(a, k)
+            values += np.bincount(order.ravel(), weights=ranked.ravel(), minlength=n)
+            bar.update(v1 - v0)
+    if reduce == "mean":
+        values /= m
+    return values
