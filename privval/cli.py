@@ -68,7 +68,7 @@ def _translate(exc: BaseException) -> CliError:
     """Map a library exception to the exit code that tells a script what went wrong."""
     if type(exc).__name__ == "BudgetExceededError":
         return CliError(
-            f"{exc} Nothing was spent and nothing was released. Ask for a smaller --epsilon, or "
+            f"{exc} Nothing was released. Ask for a smaller --epsilon, or "
             f"raise the cap with 'privval budget set' only if your data policy allows it.",
             EXIT_BUDGET_REFUSED, "budget_refused")
     if any(c.__name__ == "LedgerError" for c in type(exc).__mro__):
@@ -121,6 +121,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.meta["privval.debug"] = debug
     if debug:
         logging.basicConfig(level=logging.DEBUG)
+    else:
+        # dp-accounting's RDP code logs convergence notes for orders it then excludes: noise here.
+        logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 # ----------------------------------------------------------------------------- shared options
@@ -301,6 +304,7 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
 
     from privval.io import read_labeled, value_ranks, write_values
 
+    _check_writable(out_path)
     train = read_labeled(train_path, label_column)
     val = read_labeled(val_path, label_column)
     if train.x.shape[1] != val.x.shape[1]:
@@ -347,15 +351,17 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
             guarantee = _guarantee_dict(release)
             budget = _budget_status(ledger, name)
         payload.update(dataset=name, ledger=ledger_path, guarantee=guarantee, budget=budget,
-                       tau=getattr(release, "tau", None), noise_scale=getattr(release, "noise_scale", None),
-                       sampling_rate=getattr(release, "sampling_rate", None),
-                       ledger_entry=getattr(release, "ledger_entry", None),
-                       seeded=seed is not None)
+                       tau=release.tau, tau_source=release.tau_source,
+                       noise_scale=release.noise_scale, sampling_rate=release.sampling_rate,
+                       n_val_used=int(len(release.validation_indices)),
+                       ledger_entry=release.ledger_entry, seeded=release.seeded)
         lines.append(
             f"Valued {train.n_samples} training records on {val.n_samples} validation records "
             f"(DP-TKNN-Shapley, {metric}, tau={_fmt(payload['tau'])}).")
         lines.append(f"Guarantee: {_guarantee_text(guarantee)}"
                      f"{'; SEEDED noise: reproducible, not secure' if seed is not None else ''}.")
+        lines.append("Hand owner j only row j: each value is DP towards everyone else, but the "
+                     "file as a whole is not (row j depends on record j).")
         lines.append(f"Ledger {ledger_path!r}, dataset {name!r}: spent ε={_fmt(budget['spent']['epsilon'])} "
                      f"of ε={_fmt(budget['cap']['epsilon'])}, remaining ε={_fmt(budget['remaining']['epsilon'])} "
                      f"(at δ={_fmt(budget['cap']['delta'])}; charge {payload['ledger_entry']}).")
@@ -377,6 +383,19 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
     _emit(as_json, payload, lines)
 
 
+def _check_writable(path: str) -> None:
+    """Refuse an unusable --out before any budget is spent, not after."""
+    target = Path(path)
+    parent = target.resolve().parent
+    if target.is_dir():
+        raise CliError(f"--out {path!r} is a directory; give a file name such as values.csv.")
+    if not parent.is_dir():
+        raise CliError(f"Cannot write --out {path!r}: the directory {str(parent)!r} does not exist. "
+                       f"Create it or choose another --out path.")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise CliError(f"Cannot write --out {path!r}: permission denied. Choose a writable path.")
+
+
 def _parse_tau(text: str) -> float | str:
     key = text.strip().lower()
     if key in ("auto", "private"):
@@ -391,28 +410,19 @@ def _parse_tau(text: str) -> float | str:
 
 
 def _auto_tau(x_val: Any, y_val: Any, metric: str) -> float:
-    from privval import threshold
+    from privval.threshold import auto_tau
 
-    for name in ("auto_tau", "validation_tau", "tau_from_validation", "choose_tau"):
-        fn = getattr(threshold, name, None)
-        if callable(fn):
-            return float(fn(x_val, metric=metric))
-    raise CliError("This privval build has no automatic τ; pass --tau NUMBER.", EXIT_INTERNAL,
-                   "internal_error")
+    return float(auto_tau(x_val, y_val, metric=metric))
 
 
 def _guarantee_dict(release: Any) -> dict[str, Any]:
-    g = getattr(release, "guarantee", None)
-    if g is None:
-        return {}
-    if isinstance(g, Mapping):
-        out = dict(g)
-    else:
-        out = {k: getattr(g, k) for k in ("epsilon", "delta", "accountant", "neighboring_relation")
-               if hasattr(g, k)}
-        cert = getattr(g, "certificate", None)
-        if cert is not None:
-            out["certificate"] = _jsonable(cert)
+    g = release.guarantee
+    out: dict[str, Any] = {"epsilon": g.epsilon, "delta": g.delta, "accountant": g.accountant,
+                           "neighboring_relation": g.neighboring_relation,
+                           "collusion_resistant": g.collusion_resistant}
+    if g.certificate is not None:
+        to_dict = getattr(g.certificate, "to_dict", None)
+        out["certificate"] = to_dict() if callable(to_dict) else _jsonable(g.certificate)
     return out
 
 
@@ -510,8 +520,8 @@ def ledger_verify(ledger_path: str, as_json: bool, quiet: bool) -> None:
         with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
             result = ledger.verify()
     except LedgerCorruptError as exc:
-        raise CliError(f"Ledger {ledger_path!r} FAILED verification: {exc} Restore it from a "
-                       f"backup and investigate.", EXIT_LEDGER_BROKEN, "ledger_broken") from exc
+        raise CliError(f"Ledger {ledger_path!r} FAILED verification: {exc}", EXIT_LEDGER_BROKEN,
+                       "ledger_broken") from exc
     if not result.ok:
         raise CliError(
             f"Ledger {ledger_path!r} FAILED verification at row {result.first_bad_id} of "
