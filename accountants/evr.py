@@ -323,8 +323,7 @@ def verify(
         chunk = min(_CHUNK, max(4096, -(-m // 8)))  # ≥ 8 chances to stop early
         while used < m:
             n = min(chunk, m - used)
-            for direction in total:
-                losses, _ = sample_loss_sums(steps.steps, n, be, direction)
+            for direction, (losses, _) in sample_loss_sums(steps.steps, n, be).items():
                 a = np.minimum(epsilon - losses, 0.0)
                 total[direction] += float(-np.expm1(a).sum())
             used += n

@@ -213,11 +213,11 @@ class _NumpyBackend:
     def zeros(self, n: int) -> np.ndarray:
         return np.zeros(n)
 
-    def logaddexp(self, c: float, v: np.ndarray) -> np.ndarray:
-        return np.logaddexp(c, v)
+    def clip_max(self, v: np.ndarray, c: float) -> np.ndarray:
+        return np.minimum(v, c)
 
-    def log1mexp(self, v: np.ndarray) -> np.ndarray:
-        return np.log(-np.expm1(v))
+    def relu(self, v: np.ndarray) -> np.ndarray:
+        return np.maximum(v, 0.0)
 
     def concat(self, parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts)
@@ -228,6 +228,8 @@ class _NumpyBackend:
     # elementwise maths shared with the torch backend
     abs = staticmethod(np.abs)
     exp = staticmethod(np.exp)
+    expm1 = staticmethod(np.expm1)
+    log1p = staticmethod(np.log1p)
     floor = staticmethod(np.floor)
     where = staticmethod(np.where)
 
@@ -261,11 +263,17 @@ class _TorchBackend:
     def zeros(self, n: int) -> Any:
         return self.torch.zeros(n, **self.kw)
 
-    def logaddexp(self, c: float, v: Any) -> Any:
-        return self.torch.logaddexp(v, self.torch.tensor(c, **self.kw))
+    def clip_max(self, v: Any, c: float) -> Any:
+        return self.torch.clamp(v, max=c)
 
-    def log1mexp(self, v: Any) -> Any:
-        return self.torch.log(-self.torch.expm1(v))
+    def relu(self, v: Any) -> Any:
+        return self.torch.clamp(v, min=0.0)
+
+    def expm1(self, v: Any) -> Any:
+        return self.torch.expm1(v)
+
+    def log1p(self, v: Any) -> Any:
+        return self.torch.log1p(v)
 
     def concat(self, parts: list[Any]) -> Any:
         return self.torch.cat(parts)
@@ -372,9 +380,13 @@ def _log_ratio(be: Any, step: _Step, x: Any) -> Any:
     return (be.abs(x) - be.abs(x - d)) / step.scale
 
 
+# Above this r, expm1(r) would overflow; there ℓ_q(r) = ln q + r to double precision.
+_R_CLIP = 700.0
+
+
 def _mixture_loss(be: Any, q: float, r: Any) -> Any:
-    """ℓ_q = ln[(1-q) + q e^r], via logaddexp so it never overflows."""
-    return be.logaddexp(math.log1p(-q), math.log(q) + r)
+    """ℓ_q = ln[(1-q) + q e^r] = log1p(q·expm1(r)): stable for r → -inf, no overflow."""
+    return be.log1p(q * be.expm1(be.clip_max(r, _R_CLIP))) + be.relu(r - _R_CLIP)
 
 
 def proposal_rate(q: float, factor: float) -> float:
@@ -382,71 +394,68 @@ def proposal_rate(q: float, factor: float) -> float:
     return q if factor == 1.0 or q >= 1.0 else min(factor * q, (1.0 + q) / 2.0)
 
 
-def _step_block(
-    be: Any, step: _Step, shape: tuple[int, ...], direction: str, factor: float
-) -> tuple[Any, Any | None]:
-    """Sampled losses (and log importance weights, or None) for a block of steps.
+Sums = dict[str, tuple[Any, Any | None]]
+
+
+def _step_block(be: Any, step: _Step, shape: tuple[int, ...], factor: float) -> Sums:
+    """Sampled losses (and log importance weights, or None) of a block of steps, per direction.
 
     Remove direction: ``x ~ (1-q′)μ_0 + q′μ_Δ``, loss ``ℓ_q(x)``, log weight
     ``ℓ_q(x) - ℓ_q′(x)``. Add direction: ``y ~ (1-q′)μ_0 + q′μ_{-Δ}``, loss ``-ℓ_q(y)``,
-    log weight ``-ℓ_q′(-y)`` evaluated with the mirrored ratio (the noises are symmetric).
-    With q′ = q this is plain Monte Carlo and the weights are 1 (returned as None).
+    log weight ``-ℓ_q′(-y)`` (the mirrored ratio: the noises are symmetric). With q′ = q
+    this is plain Monte Carlo and the weights are 1 (None). Both directions start from the
+    same noise draws: each direction's samples are still i.i.d. from its own pair, and the
+    two are estimated (and verified) separately, so sharing only correlates the two
+    estimates and halves the sampling cost.
     """
     q = step.sampling_rate
     qp = proposal_rate(q, factor)
     noise = _noise(be, step, shape)
     d = step.sensitivity
     if q >= 1.0:
-        if direction == "remove":
-            return _log_ratio(be, step, noise + d), None
-        return -_log_ratio(be, step, noise), None
-    if direction == "remove":
-        x = noise + d * be.bernoulli(qp, shape)
-        r = _log_ratio(be, step, x)
-        loss = _mixture_loss(be, q, r)
-        return loss, (None if qp == q else loss - _mixture_loss(be, qp, r))
+        return {"remove": (_log_ratio(be, step, noise + d), None),
+                "add": (-_log_ratio(be, step, noise), None)}
+    x = noise + d * be.bernoulli(qp, shape)
+    r = _log_ratio(be, step, x)
+    remove_loss = _mixture_loss(be, q, r)
     if qp == q:
-        return -_mixture_loss(be, q, _log_ratio(be, step, noise)), None
+        add_loss = -_mixture_loss(be, q, _log_ratio(be, step, noise))
+        return {"remove": (remove_loss, None), "add": (add_loss, None)}
     y = noise - d * be.bernoulli(qp, shape)
-    loss = -_mixture_loss(be, q, _log_ratio(be, step, y))
-    return loss, -_mixture_loss(be, qp, _log_ratio(be, step, -y))
+    return {
+        "remove": (remove_loss, remove_loss - _mixture_loss(be, qp, r)),
+        "add": (-_mixture_loss(be, q, _log_ratio(be, step, y)),
+                -_mixture_loss(be, qp, _log_ratio(be, step, -y))),
+    }
 
 
-def _accumulate(
-    be: Any,
-    step: _Step,
-    count: int,
-    losses: Any,
-    logw: Any | None,
-    direction: str,
-    factor: float,
-) -> tuple[Any, Any | None]:
+def _accumulate(be: Any, step: _Step, count: int, sums: Sums, factor: float) -> Sums:
     """Add ``count`` independent steps to the running sums, in blocks of bounded size."""
-    m = int(losses.shape[0])
+    m = int(sums["remove"][0].shape[0])
     per_block = max(1, _BLOCK // max(m, 1))
+    sums = dict(sums)
     done = 0
     while done < count:
         k = min(per_block, count - done)
-        loss, lw = _step_block(be, step, (k, m), direction, factor)
-        losses = losses + loss.sum(0)
-        if lw is not None:
-            logw = lw.sum(0) if logw is None else logw + lw.sum(0)
+        block = _step_block(be, step, (k, m), factor)
+        for direction, (loss, lw) in block.items():
+            losses, logw = sums[direction]
+            losses = losses + loss.sum(0)
+            if lw is not None:
+                logw = lw.sum(0) if logw is None else logw + lw.sum(0)
+            sums[direction] = (losses, logw)
         done += k
-    return losses, logw
+    return sums
 
 
 def sample_loss_sums(
-    plan_steps: tuple[tuple[_Step, int], ...],
-    n: int,
-    be: Any,
-    direction: str,
-    factor: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sampled composed losses (and log weights) for ``n`` independent runs (internal)."""
-    losses, logw = be.zeros(n), None
+    plan_steps: tuple[tuple[_Step, int], ...], n: int, be: Any, factor: float = 1.0
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Sampled composed losses (and log weights) of ``n`` independent runs, per direction."""
+    sums: Sums = {d: (be.zeros(n), None) for d in _DIRECTIONS}
     for step, count in plan_steps:
-        losses, logw = _accumulate(be, step, count, losses, logw, direction, factor)
-    return be.to_numpy(losses), (None if logw is None else be.to_numpy(logw))
+        sums = _accumulate(be, step, count, sums, factor)
+    return {d: (be.to_numpy(l), None if w is None else be.to_numpy(w)) for d, (l, w) in sums.items()}
 
 
 # --------------------------------------------------------------------------- estimators
@@ -645,13 +654,11 @@ class MonteCarloAccountant(Accountant):
         if plan.non_private:
             # Also catches zero-noise events (e.g. GaussianDpEvent(0)) the base class misses.
             self._non_private = True
-        for direction in _DIRECTIONS:
-            losses, logw = self._losses[direction], self._logw[direction]
-            for step, c in plan.steps:
-                losses, logw = _accumulate(
-                    self._backend, step, c * count, losses, logw, direction, self.importance_factor
-                )
-            self._losses[direction], self._logw[direction] = losses, logw
+        sums = {d: (self._losses[d], self._logw[d]) for d in _DIRECTIONS}
+        for step, c in plan.steps:
+            sums = _accumulate(self._backend, step, c * count, sums, self.importance_factor)
+        for d in _DIRECTIONS:
+            self._losses[d], self._logw[d] = sums[d]
         self._host.clear()
 
     def _get_state(self) -> Any:
