@@ -44,6 +44,7 @@ detect that. A :class:`Ledger` must not be used across ``fork``; open one per pr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -384,6 +385,7 @@ class VerifyResult:
 
 
 # --------------------------------------------------------------------------- helpers
+@functools.cache
 def library_version() -> str:
     """The installed privval version, or ``"unknown"`` when running from a source tree.
 
