@@ -24,6 +24,7 @@ from accountants import (
     UnsupportedEventError,
 )
 from accountants.pld import PldAccountant
+from accountants.rdp import RdpAccountant
 
 
 def gaussian_delta(eps: float, mu: float) -> float:
@@ -131,3 +132,15 @@ def test_coarser_grid_is_more_pessimistic():
 def test_interval_validation():
     with pytest.raises(ValueError, match="value_discretization_interval"):
         PldAccountant(value_discretization_interval=0.0)
+
+
+def test_many_compositions_of_discrete_gaussian_stay_below_rdp():
+    # Regression: dp-accounting's default "privacy buckets" PLD for discrete mechanisms moves
+    # each atom up by up to one grid step, adding ~T·interval to ε (here +0.3, above the RDP
+    # bound). Both accountants are upper bounds, so the tight one must not exceed RDP.
+    event = PoissonSampledDpEvent(0.004, DiscreteGaussianDpEvent(0.8))
+    pld = PldAccountant().compose(event, 3000).get_epsilon(1e-5)
+    rdp = RdpAccountant().compose(event, 3000).get_epsilon(1e-5)
+    continuous = PldAccountant().compose(PoissonSampledDpEvent(0.004, GaussianDpEvent(0.8)), 3000).get_epsilon(1e-5)
+    assert pld <= rdp
+    assert pld == pytest.approx(continuous, rel=0.02)
