@@ -181,6 +181,17 @@ class BudgetExceededError(LedgerError):
             f"Nothing was charged."
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor: rebuild from the attributes (exceptions cross process pools).
+        return (_rebuild_budget_error, (self.dataset, {
+            "spent": self.spent, "asked": self.asked, "total": self.total, "remaining": self.remaining,
+            "cap": self.cap, "delta": self.delta, "accountant": self.accountant,
+        }))
+
+
+def _rebuild_budget_error(dataset: str, fields: dict[str, Any]) -> BudgetExceededError:
+    return BudgetExceededError(dataset, **fields)
+
 
 # --------------------------------------------------------------------------- results
 @dataclass(frozen=True)
@@ -804,7 +815,10 @@ class Ledger:
             return LedgerError(f"Ledger {str(self._path)!r} is read-only ({text}).")
         if isinstance(err, sqlite3.OperationalError):
             return LedgerError(f"Ledger {str(self._path)!r}: {text}.")
-        return LedgerCorruptError(f"Ledger {str(self._path)!r} is damaged: {text}.")
+        return LedgerCorruptError(
+            f"Ledger {str(self._path)!r} is damaged ({text}); nothing was written. Restore it from "
+            f"a backup; sqlite3's '.recover' may salvage rows, then run Ledger.verify()."
+        )
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import sqlite3
 import stat
 
@@ -113,6 +114,8 @@ def test_exactly_the_admissible_charges_succeed(pure, path):
     assert pure.spent("d").epsilon == pytest.approx(1.0) and pure.spent("d").charges == 8
     assert pure.remaining("d").epsilon == pytest.approx(0.05)
     assert pure.verify().ok
+    copy = pickle.loads(pickle.dumps(err))  # refusals may cross process pools
+    assert isinstance(copy, BudgetExceededError) and str(copy) == str(err) and copy.remaining == err.remaining
 
 
 def test_refused_charge_writes_nothing_and_a_smaller_one_still_fits(pure, path):
@@ -408,6 +411,27 @@ def test_corrupted_file_gets_a_clear_error_and_stays_intact(tmp_path, rng):
         Ledger(path, record=())
     assert _sha(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.db"]
+
+
+def test_damaged_pages_get_a_clear_error_and_stay_intact(path):
+    ledger = Ledger(path, record=())
+    ledger.set_budget("d", epsilon=100.0, delta=1e-6, accountant=PURE)
+    for _ in range(150):
+        _charge(ledger, event=LaplaceDpEvent(100.0), purpose="x" * 200)
+    ledger.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    assert len(data) > 6 * 4096
+    data[3 * 4096:6 * 4096] = bytes((7 * i) % 256 for i in range(3 * 4096))
+    path.write_bytes(bytes(data))
+    before = _sha(path)
+    damaged = Ledger(path, record=())
+    for use in (lambda: damaged.spent("d"), damaged.verify, lambda: _charge(damaged)):
+        with pytest.raises(LedgerCorruptError, match="damaged"):
+            use()
+    damaged.close()
+    assert _sha(path) == before
 
 
 def test_foreign_sqlite_file_is_not_taken_over(tmp_path):
