@@ -59,6 +59,8 @@ _DIRECTIONS = ("remove", "add")
 _KINDS = ("gaussian", "laplace", "discrete_gaussian", "discrete_laplace")
 # Elements drawn per vectorised block (steps x samples); bounds memory at ~8 MiB per array.
 _BLOCK = 1 << 20
+# Fewer effective samples than this behind an estimate trigger a warning.
+_MIN_ESS = 30.0
 
 
 # --------------------------------------------------------------------------- results
@@ -76,12 +78,18 @@ class MonteCarloEstimate:
         Number of sampled privacy-loss sums per direction.
     direction : str
         ``"remove"`` or ``"add"``: the direction whose estimate is reported (the larger one).
+    effective_sample_size : float
+        ``(Σ s_i)² / Σ s_i²`` over the summands ``s_i = w_i (1 - e^{ε-L_i})_+`` of δ̂ at the
+        reported point: how many samples effectively carry the estimate. Below ~30 the
+        estimate *and its standard error* are unreliable (too few tail samples, or
+        degenerate importance weights); a warning is logged.
     """
 
     value: float
     standard_error: float
     n_samples: int
     direction: str
+    effective_sample_size: float | None = None
 
 
 # --------------------------------------------------------------------------- event plan
@@ -459,6 +467,28 @@ def sample_loss_sums(
 
 
 # --------------------------------------------------------------------------- estimators
+def _summands(losses: np.ndarray, epsilon: float, logw: np.ndarray | None) -> np.ndarray:
+    """s_i = w_i·(1 - e^{ε-L_i})_+, with the weights applied in log space."""
+    z = np.zeros(losses.shape[0])
+    if math.isinf(epsilon):
+        return z
+    a = epsilon - losses
+    above = a < 0
+    # (1 - e^{a})_+ = -expm1(a) for a < 0; with weights, exp(ln w + ln(-expm1(a))).
+    if logw is None:
+        z[above] = -np.expm1(a[above])
+    else:
+        z[above] = np.exp(logw[above] + np.log(-np.expm1(a[above])))
+    return z
+
+
+def effective_sample_size(losses: np.ndarray, epsilon: float, logw: np.ndarray | None = None) -> float:
+    """``(Σ s_i)² / Σ s_i²`` of the summands of δ̂(ε) (0 when all are 0)."""
+    z = _summands(losses, epsilon, logw)
+    total = float(np.sum(z**2))
+    return float(np.sum(z)) ** 2 / total if total > 0 else 0.0
+
+
 def delta_from_losses(
     losses: np.ndarray, epsilon: float, logw: np.ndarray | None = None
 ) -> tuple[float, float]:
@@ -481,14 +511,7 @@ def delta_from_losses(
     m = losses.shape[0]
     if math.isinf(epsilon):
         return 0.0, 0.0
-    a = epsilon - losses
-    above = a < 0
-    z = np.zeros(m)
-    # (1 - e^{a})_+ = -expm1(a) for a < 0; with weights, exp(ln w + ln(-expm1(a))).
-    if logw is None:
-        z[above] = -np.expm1(a[above])
-    else:
-        z[above] = np.exp(logw[above] + np.log(-np.expm1(a[above])))
+    z = _summands(losses, epsilon, logw)
     mean = float(z.mean())
     se = float(z.std(ddof=1) / math.sqrt(m)) if m > 1 else math.inf
     return max(mean, 0.0), se
@@ -723,10 +746,11 @@ class MonteCarloAccountant(Accountant):
             return MonteCarloEstimate(1.0, 0.0, self.n_samples, "remove")
         estimates = []
         for direction in _DIRECTIONS:
-            value, se = delta_from_losses(self._samples(direction)[0], epsilon,
-                                          self._samples(direction)[1])
-            estimates.append(MonteCarloEstimate(min(value, 1.0), se, self.n_samples, direction))
-        return max(estimates, key=lambda e: e.value)
+            losses, logw = self._samples(direction)
+            value, se = delta_from_losses(losses, epsilon, logw)
+            estimates.append((min(value, 1.0), se, direction))
+        best = max(estimates, key=lambda e: e[0])
+        return self._result(best, epsilon)
 
     def estimate_epsilon(self, delta: float) -> MonteCarloEstimate:
         """Estimate ε(δ) (the worse direction) with its delta-method standard error.
@@ -753,8 +777,20 @@ class MonteCarloAccountant(Accountant):
         for direction in _DIRECTIONS:
             losses, logw = self._samples(direction)
             value, se = epsilon_from_losses(losses, delta, logw)
-            estimates.append(MonteCarloEstimate(value, se, self.n_samples, direction))
-        return max(estimates, key=lambda e: e.value)
+            estimates.append((value, se, direction))
+        best = max(estimates, key=lambda e: e[0])
+        return self._result(best, best[0])
+
+    def _result(self, best: tuple[float, float, str], epsilon: float) -> MonteCarloEstimate:
+        value, se, direction = best
+        losses, logw = self._samples(direction)
+        ess = effective_sample_size(losses, epsilon, logw)
+        if ess < _MIN_ESS:
+            logger.warning(
+                "Only %.1f effective samples carry the Monte Carlo estimate %g ± %g (%s "
+                "direction): it is unreliable. Raise n_samples%s.", ess, value, se, direction,
+                "" if logw is None else " or change importance_factor")
+        return MonteCarloEstimate(value, se, self.n_samples, direction, ess)
 
     def get_epsilon(self, delta: float) -> float:
         """Point estimate of ε(δ). **An estimate, not an upper bound** (see the class notes).
