@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from privval.datasets import flip_labels, load_dataset
+from privval.evaluate import detection_auroc
 from privval.knn import knn_shapley
 from privval.neighbors import neighbor_counts
 from privval.ptr import (
@@ -12,14 +14,19 @@ from privval.ptr import (
     private_value_summary,
     ptr_release,
 )
+from privval.threshold import tau_from_validation
 from privval.tknn import tknn_point_values, tknn_shapley
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "detection_auroc",
+    "flip_labels",
     "knn_shapley",
+    "load_dataset",
     "neighbor_counts",
+    "tau_from_validation",
     "tknn_point_values",
     "tknn_shapley",
     # privval.ptr
