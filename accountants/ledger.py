@@ -509,19 +509,41 @@ def _name(value: Any, name: str, owner: str) -> str:
     return value
 
 
-def _jsonable(value: Any, name: str, owner: str) -> Any:
-    if value is None:
-        return None
+def _plain(value: Any) -> Any:
+    """Plain JSON data from caller metadata: numpy scalars/arrays unwrapped, ±inf as "inf"/"-inf"."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if math.isnan(number):
+            raise ValueError("NaN has no JSON form")
+        return number if math.isfinite(number) else ("inf" if number > 0 else "-inf")
     if is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
-    elif hasattr(value, "to_dict") and callable(value.to_dict):
-        value = value.to_dict()
+        return _plain(asdict(value))
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return _plain(value.to_dict())
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("mapping keys must be str")
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def _jsonable(value: Any, name: str, owner: str) -> Any:
     try:
-        return json.loads(_canonical(value))
-    except (TypeError, ValueError) as err:
+        return _plain(value)
+    except (TypeError, ValueError, RecursionError) as err:
         raise TypeError(
-            f"The {name!r} parameter of {owner} must be JSON-serialisable (finite numbers, str, "
-            f"lists, dicts). Got {value!r} instead ({err})."
+            f"The {name!r} parameter of {owner} must be JSON-serialisable (numbers other than NaN, "
+            f"str, lists, dicts with str keys, numpy values, dataclasses). Got {value!r} instead ({err})."
         ) from err
 
 

@@ -142,6 +142,22 @@ def test_block_that_raises_keeps_the_charge_without_release(pure, path):
     assert pure.history("d")[1].id == entry.id
 
 
+def test_metadata_accepts_numpy_values_dataclasses_and_infinity(pure):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Cert:
+        m: int
+        tau: float
+        accepted: bool
+
+    _charge(pure, certificate=Cert(np.int64(100), 2.0, True), scope=np.int64(3).item(),
+            details={"n": np.int64(7), "sigma": np.float32(0.5), "bound": math.inf, "ids": np.arange(3)})
+    (record,) = pure.history("d")
+    assert record.certificate == {"m": 100, "tau": 2.0, "accepted": True}
+    assert record.details == {"n": 7, "sigma": 0.5, "bound": "inf", "ids": [0, 1, 2]}
+
+
 def test_release_is_linked_to_its_charge(pure, path):
     entry = _charge(pure, purpose="mean age", details={"k": 3})
     with sqlite3.connect(path) as conn:
@@ -383,7 +399,7 @@ def test_invalid_budget_is_refused_and_writes_nothing(pure, path, epsilon, delta
     [({"sensitivity": math.nan}, ValueError, "sensitivity"), ({"sensitivity": -1.0}, ValueError, "sensitivity"),
      ({"seeded": 1}, TypeError, "seeded"), ({"sampling": 3}, TypeError, "sampling"),
      ({"sampling": ""}, ValueError, "sampling"), ({"neighboring_relation": "nope"}, ValueError, "neighboring"),
-     ({"scope": 1.5}, TypeError, "scope"), ({"details": {"x": math.nan}}, TypeError, "details"),
+     ({"scope": 1.5}, TypeError, "scope"), ({"details": {"x": math.nan}}, TypeError, "details"), ({"details": {1: 2}}, TypeError, "details"),
      ({"certificate": {"p": object()}}, TypeError, "certificate"), ({"purpose": 3}, TypeError, "purpose")],
 )
 def test_invalid_charge_is_refused_and_writes_nothing(pure, path, kwargs, exc, match):
