@@ -43,6 +43,7 @@ from accountants.monte_carlo import (
     _make_backend,
     _plan,
     _seed_from,
+    epsilon_from_losses,
     sample_loss_sums,
 )
 
@@ -721,7 +722,11 @@ def calibrate_noise(
 
     def evr_ok(scale: float) -> bool:
         acc = MonteCarloAccountant(n_estimate, rng=crn_seed, device=device)
-        return acc.compose(make_event(scale)).get_epsilon(delta_b / kappa) <= target_epsilon
+        acc.compose(make_event(scale))
+        # Module-level solver: far-off scales of the bracket need not log reliability warnings.
+        eps = max(epsilon_from_losses(losses, delta_b / kappa, logw)[0]
+                  for losses, logw in map(acc.loss_samples, ("remove", "add")))
+        return eps <= target_epsilon
 
     def rigorous_ok(scale: float) -> bool:
         return _rigorous_epsilon(make_event(scale), target_delta, rigorous_accountant) <= target_epsilon
