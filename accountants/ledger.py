@@ -67,7 +67,6 @@ import numpy as np
 from accountants import events as _events
 from accountants.accountant import (
     Accountant,
-    UnsupportedEventError,
     make_accountant,
     parse_neighboring_relation,
 )
@@ -1032,13 +1031,13 @@ class Ledger:
         for name in self._names(state.budget):
             if name in state.unsupported:
                 continue
-            comp = state.comps.get(name)
-            if comp is None:
-                comp = state.comps[name] = _Composition(self._factory(name, state.relation), name)
             try:
+                comp = state.comps.get(name)
+                if comp is None:
+                    comp = state.comps[name] = _Composition(self._factory(name, state.relation), name)
                 for event, scope_key, count in groups:
                     comp.add(event, scope_key, count)
-            except (UnsupportedEventError, TypeError) as err:
+            except (TypeError, ValueError) as err:  # UnsupportedEventError is a ValueError
                 if name == state.budget.accountant:
                     raise LedgerCorruptError(
                         f"The {name} accountant of dataset {state.budget.dataset!r} cannot replay its "
@@ -1251,14 +1250,14 @@ class Ledger:
             if name in state.unsupported:
                 values[name] = None
                 continue
-            other = state.comps.get(name)
-            if other is None:
-                other = state.comps[name] = _Composition(self._factory(name, relation), name)
             try:
+                other = state.comps.get(name)
+                if other is None:
+                    other = state.comps[name] = _Composition(self._factory(name, relation), name)
                 other.add(event, scope_key)
-            except UnsupportedEventError as err:
+            except (TypeError, ValueError) as err:  # e.g. UnsupportedEventError, or the relation
                 state.unsupported[name] = str(err)
-                state.comps.pop(name)
+                state.comps.pop(name, None)
                 values[name] = None
                 continue
             values[name] = other.epsilon(budget.delta)
