@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 _INT64_SAFE = 1 << 62  # integers below this are handled in int64 without overflow
 _MAX_SCALE = 2.0**40  # larger scales are not meaningful for integer noise
 _LAPLACE_DENOMINATOR_BITS = 30
+_CSPRNG_BLOCK_WORDS = 4096
 
 
 class NoiseSource:
@@ -74,7 +75,7 @@ class NoiseSource:
     True
     """
 
-    __slots__ = ("_generator", "seeded")
+    __slots__ = ("_buffer", "_generator", "_pid", "_pos", "seeded")
 
     def __init__(self, generator: np.random.Generator | None = None) -> None:
         if generator is not None and not isinstance(generator, np.random.Generator):
@@ -84,14 +85,28 @@ class NoiseSource:
             )
         self._generator = generator
         self.seeded: bool = generator is not None
+        self._buffer = np.zeros(0, dtype=np.uint64)
+        self._pos = 0
+        self._pid = os.getpid()
 
     def words(self, size: int) -> np.ndarray:
         """``size`` independent uniform uint64 words."""
         if size <= 0:
             return np.zeros(0, dtype=np.uint64)
-        if self._generator is None:
-            return np.frombuffer(os.urandom(8 * size), dtype=np.uint64).copy()
-        return self._generator.bit_generator.random_raw(size).astype(np.uint64, copy=False)
+        if self._generator is not None:
+            return self._generator.bit_generator.random_raw(size).astype(np.uint64, copy=False)
+        # OS CSPRNG, read in blocks of >= 4096 words (one syscall serves many small draws).
+        # Each word is handed out once; a forked child discards the parent's buffer so two
+        # processes never reuse the same random words.
+        if self._pid != os.getpid():
+            self._buffer, self._pos, self._pid = np.zeros(0, dtype=np.uint64), 0, os.getpid()
+        if self._pos + size > self._buffer.size:
+            fresh = max(size, _CSPRNG_BLOCK_WORDS)
+            self._buffer = np.frombuffer(os.urandom(8 * fresh), dtype=np.uint64)
+            self._pos = 0
+        out = self._buffer[self._pos : self._pos + size].copy()
+        self._pos += size
+        return out
 
     def uniform_below(self, bound: Any, size: int) -> np.ndarray:
         """Uniform integers in ``{0, ..., bound-1}``.
@@ -294,11 +309,14 @@ def _check_scale(value: Any, name: str, owner: str) -> Fraction:
 
 def _fill(shape_n: int, batch: Any) -> np.ndarray:
     out = np.empty(shape_n, dtype=np.int64)
-    filled = 0
+    filled, rate = 0, 0.5
     while filled < shape_n:
         need = shape_n - filled
-        # Ask for ~25% more than needed: one pass usually suffices.
-        draw = batch(need + need // 4 + 16)[:need]
+        # Propose enough for one pass at the observed acceptance rate (plus a margin).
+        ask = int(need / rate * 1.1) + 16
+        got = batch(ask)
+        rate = max(got.size / ask, 0.05)
+        draw = got[:need]
         out[filled : filled + draw.size] = draw
         filled += draw.size
     return out
