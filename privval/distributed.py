@@ -472,7 +472,6 @@ class _Training:
 
     x: Any
     y: Any
-    starts: tuple[int, ...]
 
 
 def _training(
@@ -529,8 +528,7 @@ def _training(
     x = x.rechunk({1: -1})
     if y.chunks[0] != x.chunks[0]:
         y = y.rechunk((x.chunks[0],))
-    starts = tuple(int(s) for s in np.cumsum((0,) + tuple(x.chunks[0]))[:-1])
-    return _Training(x, y, starts)
+    return _Training(x, y)
 
 
 def _check_val(x_val: Any, y_val: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
@@ -579,27 +577,28 @@ def _check_budget(chunk_size: Any, func: str) -> int:
 
 # --------------------------------------------------------------------------- chunk tasks
 def _count_chunk(
-    xb: np.ndarray, yb: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray, tau: float,
-    metric: str, rate: float, key: int | None, starts: tuple[int, ...], budget: int,
-    caller: str, block_id: tuple[int, ...] | None = None,
+    xb: np.ndarray, yb: np.ndarray, rows: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray,
+    tau: float, metric: str, rate: float, key: int | None, budget: int, caller: str,
 ) -> np.ndarray:
-    """Counts of one chunk, shaped (1, M, 2) for the tree reduction."""
+    """Counts of one chunk, shaped (1, M, 2) for the tree reduction.
+
+    ``rows`` holds the chunk's global row indices (its first one selects the subsample tiles).
+    """
     xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
-    row0 = starts[block_id[0]] if block_id is not None else 0
+    row0 = int(rows[0]) if rows.shape[0] else 0
     counts = shard_counts(xb, yb, xv, y_val, tau=tau, metric=metric, sampling_rate=rate,
                           key=key, row0=row0, chunk_size=budget)
     return counts[None]
 
 
 def _value_chunk(
-    xb: np.ndarray, yb: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray,
+    xb: np.ndarray, yb: np.ndarray, rows: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray,
     counts: np.ndarray, tau: float, metric: str, n_classes: int, rate: float | None,
-    key: int | None, starts: tuple[int, ...], budget: int, divisor: float, caller: str,
-    block_id: tuple[int, ...] | None = None,
+    key: int | None, budget: int, divisor: float, caller: str,
 ) -> np.ndarray:
     """Per-record values of one chunk (the second pass)."""
     xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
-    row0 = starts[block_id[0]] if block_id is not None else 0
+    row0 = int(rows[0]) if rows.shape[0] else 0
     values = shard_values(xb, yb, xv, y_val, counts, tau=tau, n_classes=n_classes,
                           metric=metric, sampling_rate=rate, key=key, row0=row0,
                           chunk_size=budget)
@@ -608,20 +607,25 @@ def _value_chunk(
     return values
 
 
+def _row_index(train: _Training) -> Any:
+    """Global row indices, chunked like the training rows (generated on the workers)."""
+    da_mod = _import_dask()
+    return da_mod.arange(train.x.shape[0], chunks=(train.x.chunks[0],), dtype=np.int64)
+
+
 def _count_graph(
     train: _Training, x_val: np.ndarray, y_val: np.ndarray, *, tau: float, metric: str,
     rate: float, key: int | None, budget: int, split_every: int, func: str,
 ) -> Any:
-    """Lazy (M, 2) int64 counts: per-chunk counts, then a tree reduction."""
+    """Lazy (M, 2) int64 counts: per-chunk counts (one block each), then a tree reduction."""
     da_mod = _import_dask()
     m = x_val.shape[0]
-    nb = len(train.starts)
-    per_chunk = da_mod.map_blocks(
-        _count_chunk, train.x, train.y[:, None],
-        x_val=x_val, y_val=y_val, tau=tau, metric=metric, rate=rate, key=key,
-        starts=train.starts, budget=budget, caller=func,
-        new_axis=2, chunks=((1,) * nb, (m,), (2,)), dtype=np.int64,
-        meta=np.empty((0, 0, 0), dtype=np.int64),
+    per_chunk = da_mod.blockwise(
+        _count_chunk, "icp", train.x, "ij", train.y, "i", _row_index(train), "i",
+        new_axes={"c": m, "p": 2}, adjust_chunks={"i": 1}, concatenate=True,
+        dtype=np.int64, meta=np.empty((0, 0, 0), dtype=np.int64),
+        x_val=x_val, y_val=y_val, tau=tau, metric=metric, rate=rate, key=key, budget=budget,
+        caller=func,
     )
     return per_chunk.sum(axis=0, dtype=np.int64, split_every=split_every)
 
@@ -632,11 +636,11 @@ def _value_graph(
     budget: int, divisor: float, func: str,
 ) -> Any:
     da_mod = _import_dask()
-    return da_mod.map_blocks(
-        _value_chunk, train.x, train.y[:, None],
+    return da_mod.blockwise(
+        _value_chunk, "i", train.x, "ij", train.y, "i", _row_index(train), "i",
+        concatenate=True, dtype=np.float64, meta=np.empty((0,), dtype=np.float64),
         x_val=x_val, y_val=y_val, counts=counts, tau=tau, metric=metric, n_classes=n_classes,
-        rate=rate, key=key, starts=train.starts, budget=budget, divisor=divisor, caller=func,
-        drop_axis=1, dtype=np.float64, meta=np.empty((0,), dtype=np.float64),
+        rate=rate, key=key, budget=budget, divisor=divisor, caller=func,
     )
 
 

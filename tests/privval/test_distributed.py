@@ -1,0 +1,247 @@
+"""The Dask path: equality with the in-memory path, retries, noise once, shards, bad input.
+
+One module-scoped LocalCluster (2 worker processes, 1 thread each) serves every test; process
+workers are needed so that a worker can really die mid-computation.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+import dask  # noqa: E402
+import dask.array as da  # noqa: E402
+
+from accountants import noise as noise_module  # noqa: E402
+from accountants.ledger import Ledger  # noqa: E402
+from privval.distributed import (  # noqa: E402
+    dask_dp_tknn_shapley,
+    dask_neighbor_counts,
+    dask_tknn_shapley,
+    shard_counts,
+    shards_to_dask,
+)
+from privval.neighbors import neighbor_counts  # noqa: E402
+from privval.tknn import tknn_point_values, tknn_shapley  # noqa: E402
+
+pytestmark = pytest.mark.dask
+
+N, M, D, TAU = 640, 24, 4, 1.6
+
+
+@pytest.fixture(scope="module")
+def client():
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0", memory_limit="1GiB")
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def data():
+    gen = np.random.default_rng(7)
+    x = gen.normal(size=(N, D))
+    y = gen.integers(0, 3, N)
+    xv = gen.normal(size=(M, D))
+    yv = gen.integers(0, 3, M)
+    return x, y, xv, yv
+
+
+def _chunked(x, y, n_chunks):
+    rows = -(-x.shape[0] // n_chunks)
+    xd = da.from_array(x, chunks=(rows, x.shape[1]))
+    assert xd.numblocks[0] == n_chunks
+    return xd, da.from_array(y, chunks=rows)
+
+
+def _ledger(tmp_path, name="d", epsilon=50.0):
+    ledger = Ledger(str(tmp_path / "ledger.db"), record=())
+    ledger.set_budget(name, epsilon=epsilon, delta=1e-4, accountant="rdp")
+    return ledger
+
+
+def _oracle_dp_values(x, y, xv, yv, noisy, tau, n_classes):
+    """Values of a q = 1 release recomputed by brute force from the released noisy counts."""
+    out = np.zeros(x.shape[0])
+    for v in range(xv.shape[0]):
+        inball = np.linalg.norm(x - xv[v], axis=1) <= tau
+        ca, cm = noisy[v]
+        a, _ = tknn_point_values([max(ca, 1)], [cm], n_classes)
+        _, b = tknn_point_values([ca], [max(cm, 1)], n_classes)
+        out += np.where(inball, np.where(y == yv[v], a[0], b[0]), 0.0)
+    return out / xv.shape[0]
+
+
+@pytest.mark.parametrize("n_chunks", [1, 7, 64])
+def test_counts_and_values_equal_in_memory(client, data, n_chunks):
+    x, y, xv, yv = data
+    xd, yd = _chunked(x, y, n_chunks)
+    counts = dask_neighbor_counts(xd, yd, xv, yv, tau=TAU, split_every=3)
+    np.testing.assert_array_equal(counts, neighbor_counts(x, y, xv, yv, tau=TAU))
+    values = dask_tknn_shapley(xd, yd, xv, yv, tau=TAU)
+    assert isinstance(values, da.Array) and values.chunks[0] == xd.chunks[0]
+    np.testing.assert_allclose(values.compute(), tknn_shapley(x, y, xv, yv, tau=TAU),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_dp_release_matches_oracle_and_is_chunking_invariant(client, data):
+    x, y, xv, yv = data
+    results = []
+    for n_chunks in (1, 7, 64):
+        xd, yd = _chunked(x, y, n_chunks)
+        rel = dask_dp_tknn_shapley(xd, yd, xv, yv, tau=TAU, epsilon=2.0, delta=1e-5, rng=11,
+                                   accountant="rdp")
+        results.append((rel.noisy_counts, rel.values.compute()))
+        assert rel.seeded and rel.sampling_rate == 1.0
+    for counts, values in results[1:]:
+        np.testing.assert_array_equal(counts, results[0][0])
+        np.testing.assert_allclose(values, results[0][1], rtol=1e-12, atol=1e-15)
+    noisy = results[0][0]
+    assert np.all(noisy >= 0)
+    oracle = _oracle_dp_values(x, y, xv, yv, noisy, TAU, 3)
+    np.testing.assert_allclose(results[0][1], oracle, rtol=1e-10, atol=1e-14)
+
+
+def test_subsampled_counts_shard_additively_and_stay_below_exact(data):
+    x, y, xv, yv = data
+    whole = shard_counts(x, y, xv, yv, tau=TAU, sampling_rate=0.3, key=123)
+    parts = sum(shard_counts(x[a:a + 100], y[a:a + 100], xv, yv, tau=TAU, sampling_rate=0.3,
+                             key=123, row0=a) for a in range(0, N, 100))
+    np.testing.assert_array_equal(whole, parts)
+    exact = neighbor_counts(x, y, xv, yv, tau=TAU)
+    assert np.all(whole <= exact)
+    # Binomial(exact, 0.3): the total stays within 6 standard deviations (alpha << 1e-6).
+    n_in = exact.sum()
+    assert abs(whole.sum() - 0.3 * n_in) < 6 * np.sqrt(n_in * 0.3 * 0.7)
+
+
+def test_dp_guarantee_replays_with_dp_accounting(client, data):
+    from dp_accounting import dp_event
+    from dp_accounting.pld import pld_privacy_accountant
+
+    x, y, xv, yv = data
+    xd, yd = _chunked(x, y, 4)
+    rel = dask_dp_tknn_shapley(xd, yd, xv, yv, tau=TAU, epsilon=1.0, delta=1e-5,
+                               sampling_rate=0.5, noise="gaussian", n_val_used=10, rng=3,
+                               accountant="rdp")
+    event = dp_event.SelfComposedDpEvent(
+        dp_event.PoissonSampledDpEvent(0.5, dp_event.GaussianDpEvent(rel.noise_scale)), 10)
+    # A coarse PLD grid is pessimistic, so it is still an upper bound to compare against.
+    pld = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-3)
+    eps = pld.compose(event).get_epsilon(1e-5)
+    assert eps <= 1.0 + 1e-3
+    assert rel.noisy_counts.shape == (10, 2) and rel.validation_indices.shape == (10,)
+    assert rel.values.compute().shape == (N,)
+
+
+def _load_or_die(block, marker):
+    """Kill the worker process the first time this chunk is loaded."""
+    if not os.path.exists(marker):
+        with open(marker, "w") as fh:
+            fh.write("died once")
+        os._exit(1)
+    return block
+
+
+def test_worker_killed_mid_computation_changes_nothing(client, data, tmp_path, monkeypatch):
+    x, y, xv, yv = data
+    xd, yd = _chunked(x, y, 8)
+    ledger = _ledger(tmp_path)
+    draws = []
+    real = noise_module.sample_discrete_gaussian
+
+    def counting(*args, **kwargs):
+        draws.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(noise_module, "sample_discrete_gaussian", counting)
+    reference = dask_dp_tknn_shapley(xd, yd, xv, yv, tau=TAU, epsilon=2.0, delta=1e-5, rng=5)
+    ref_values = reference.values.compute()
+    assert len(draws) == 1
+
+    marker = str(tmp_path / "died")
+    pieces = [da.from_delayed(dask.delayed(_load_or_die, pure=False)(x[i:i + 80], marker),
+                              shape=(80, D), dtype=float) for i in range(0, N, 80)]
+    fragile = da.concatenate(pieces)
+    draws.clear()
+    rel = dask_dp_tknn_shapley(fragile, yd, xv, yv, tau=TAU, epsilon=2.0, delta=1e-5, rng=5,
+                               ledger=ledger, dataset="d")
+    assert os.path.exists(marker), "no worker died: the test did not exercise a retry"
+    assert len(draws) == 1
+    assert len(ledger.history("d")) == 1
+    np.testing.assert_array_equal(rel.noisy_counts, reference.noisy_counts)
+    np.testing.assert_allclose(rel.values.compute(), ref_values, rtol=1e-12, atol=1e-15)
+    assert len(draws) == 1 and len(ledger.history("d")) == 1
+
+
+def test_shard_files_npy_and_parquet(client, data, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x, y, xv, yv = data
+    paths_npy, paths_pq = [], []
+    for i, (a, b) in enumerate([(0, 200), (200, 450), (450, N)]):
+        p = tmp_path / f"s{i}.npy"
+        np.save(p, np.column_stack([x[a:b], y[a:b]]))
+        paths_npy.append(str(p))
+        q = tmp_path / f"s{i}.parquet"
+        cols = {f"f{j}": x[a:b, j] for j in range(D)}
+        cols["label"] = y[a:b]
+        pq.write_table(pa.table(cols), q)
+        paths_pq.append(str(q))
+    expected = neighbor_counts(x, y, xv, yv, tau=TAU)
+    np.testing.assert_array_equal(dask_neighbor_counts(paths_npy, None, xv, yv, tau=TAU),
+                                  expected)
+    np.testing.assert_array_equal(
+        dask_neighbor_counts(paths_pq, None, xv, yv, tau=TAU, label_column="label"), expected)
+    xs, ys = shards_to_dask(paths_npy)
+    assert xs.numblocks == (3, 1) and xs.shape == (N, D) and ys.shape == (N,)
+    values = dask_tknn_shapley(paths_pq, None, xv, yv, tau=TAU, label_column="label")
+    np.testing.assert_allclose(values.compute(), tknn_shapley(x, y, xv, yv, tau=TAU),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_bad_input_fails_before_anything_is_charged(data, tmp_path):
+    x, y, xv, yv = data
+    ledger = _ledger(tmp_path)
+    xd, yd = _chunked(x, y, 2)
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(ValueError, match="'x_val' parameter of dask_dp_tknn_shapley"):
+            dask_dp_tknn_shapley(xd, yd, xv[:, :2], yv, tau=TAU, epsilon=1.0, delta=1e-5,
+                                 ledger=ledger, dataset="d")
+        with pytest.raises(ValueError, match="'y_train'"):
+            dask_neighbor_counts(xd, yd[:10], xv, yv, tau=TAU)
+        with pytest.raises(ValueError, match="'epsilon'"):
+            dask_dp_tknn_shapley(xd, yd, xv, yv, tau=TAU, epsilon=0.0, delta=1e-5,
+                                 ledger=ledger, dataset="d")
+        with pytest.raises(ValueError, match="'split_every'"):
+            dask_neighbor_counts(xd, yd, xv, yv, tau=TAU, split_every=1)
+        with pytest.raises(ValueError, match="'y_train'"):
+            dask_neighbor_counts([str(tmp_path / "a.npy")], yd, xv, yv, tau=TAU)
+        with pytest.raises(ValueError, match="does not exist"):
+            dask_neighbor_counts([str(tmp_path / "a.npy")], None, xv, yv, tau=TAU)
+        bad = x.copy()
+        bad[3, 1] = np.nan
+        with pytest.raises(ValueError, match="finite"):
+            dask_dp_tknn_shapley(da.from_array(bad, chunks=(100, D)), yd, xv, yv, tau=TAU,
+                                 epsilon=1.0, delta=1e-5, ledger=ledger, dataset="d")
+    assert ledger.history("d") == []
+
+
+def test_missing_dask_names_the_extra(monkeypatch, data):
+    x, y, xv, yv = data
+    monkeypatch.setitem(sys.modules, "dask.array", None)
+    with pytest.raises(ImportError, match=r"privval\[dask\]"):
+        dask_neighbor_counts(x, y, xv, yv, tau=TAU)
