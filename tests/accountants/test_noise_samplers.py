@@ -196,3 +196,17 @@ def test_invalid_source_types():
         make_noise_source("seed")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         NoiseSource(42)  # type: ignore[arg-type]
+
+
+def test_csprng_buffer_is_not_shared_after_fork(monkeypatch):
+    src = make_noise_source()
+    first = src.words(4)
+    calls = []
+    real = os.urandom
+    monkeypatch.setattr(os, "urandom", lambda n: calls.append(n) or real(n))
+    src.words(4)
+    assert not calls  # served from the buffer
+    monkeypatch.setattr(src, "_pid", -1)  # as if this were a forked child
+    second = src.words(4)
+    assert calls, "a child process must not reuse the parent's buffered random words"
+    assert not np.array_equal(first, second)
