@@ -190,6 +190,27 @@ def test_recorded_accountant_that_cannot_replay_records_none(path):
     assert entry.epsilons == {"rdp": pytest.approx(make_accountant("rdp").compose(GaussianDpEvent(5.0)).get_epsilon(1e-5)), PURE: None}
 
 
+class _AddRemoveOnly(_PureLaplaceAccountant):
+    name = "test-add-remove-only"
+
+    def __init__(self, neighboring_relation="add_or_remove_one") -> None:
+        super().__init__(neighboring_relation)
+        if self.neighboring_relation.name != "ADD_OR_REMOVE_ONE":
+            raise ValueError("only add_or_remove_one")
+
+
+register_accountant(_AddRemoveOnly.name, _AddRemoveOnly, overwrite=True)
+
+
+def test_recorded_accountant_that_rejects_the_relation_records_none(path):
+    ledger = Ledger(path, record=(_AddRemoveOnly.name,))
+    ledger.set_budget("d", epsilon=10.0, delta=1e-5, accountant=PURE)
+    entry = _charge(ledger, neighboring_relation="replace_one")
+    assert entry.epsilons == {PURE: pytest.approx(0.125), _AddRemoveOnly.name: None}
+    assert ledger.history("d")[0].neighboring_relation == "replace_one"
+    assert Ledger(path, record=(_AddRemoveOnly.name,)).spent("d").epsilon == pytest.approx(0.125)
+
+
 def test_unsupported_event_for_the_dataset_accountant_is_refused(pure, path):
     with pytest.raises(UnsupportedEventError):
         _charge(pure, event=GaussianDpEvent(1.0))
