@@ -221,11 +221,12 @@ class _NumpyBackend:
     def zeros(self, n: int) -> np.ndarray:
         return np.zeros(n)
 
-    def clip_max(self, v: np.ndarray, c: float) -> np.ndarray:
-        return np.minimum(v, c)
-
-    def relu(self, v: np.ndarray) -> np.ndarray:
-        return np.maximum(v, 0.0)
+    def mixture_loss(self, q: float, r: np.ndarray) -> np.ndarray:
+        if r.max() > _R_CLIP:  # rare: only for tiny noise; avoid expm1 overflow
+            return np.log1p(q * np.expm1(np.minimum(r, _R_CLIP))) + np.maximum(r - _R_CLIP, 0.0)
+        out = np.expm1(r)  # in place from here on: this is the hot loop
+        out *= q
+        return np.log1p(out, out=out)
 
     def concat(self, parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts)
@@ -236,8 +237,6 @@ class _NumpyBackend:
     # elementwise maths shared with the torch backend
     abs = staticmethod(np.abs)
     exp = staticmethod(np.exp)
-    expm1 = staticmethod(np.expm1)
-    log1p = staticmethod(np.log1p)
     floor = staticmethod(np.floor)
     where = staticmethod(np.where)
 
@@ -271,17 +270,9 @@ class _TorchBackend:
     def zeros(self, n: int) -> Any:
         return self.torch.zeros(n, **self.kw)
 
-    def clip_max(self, v: Any, c: float) -> Any:
-        return self.torch.clamp(v, max=c)
-
-    def relu(self, v: Any) -> Any:
-        return self.torch.clamp(v, min=0.0)
-
-    def expm1(self, v: Any) -> Any:
-        return self.torch.expm1(v)
-
-    def log1p(self, v: Any) -> Any:
-        return self.torch.log1p(v)
+    def mixture_loss(self, q: float, r: Any) -> Any:
+        t = self.torch
+        return t.log1p(q * t.expm1(t.clamp(r, max=_R_CLIP))) + t.clamp(r - _R_CLIP, min=0.0)
 
     def concat(self, parts: list[Any]) -> Any:
         return self.torch.cat(parts)
@@ -394,7 +385,7 @@ _R_CLIP = 700.0
 
 def _mixture_loss(be: Any, q: float, r: Any) -> Any:
     """ℓ_q = ln[(1-q) + q e^r] = log1p(q·expm1(r)): stable for r → -inf, no overflow."""
-    return be.log1p(q * be.expm1(be.clip_max(r, _R_CLIP))) + be.relu(r - _R_CLIP)
+    return be.mixture_loss(q, r)
 
 
 def proposal_rate(q: float, factor: float) -> float:
