@@ -912,7 +912,7 @@ def simulate_federation(
     DP valuation round and score every participant.
 
     The first ``n_corrupted`` participants (ids ``"p0"``, ``"p1"``, ...) get ``flip_fraction``
-    of their labels flipped (:func:`privval.datasets.flip_labels` when available), so a good
+    of their labels flipped (:func:`privval.datasets.flip_labels`), so a good
     scoring ranks them last. Records are shuffled and dealt out evenly.
 
     Parameters
@@ -968,6 +968,8 @@ def simulate_federation(
     >>> sim.corrupted, len(sim.ranking)
     (('p0',), 4)
     """
+    from privval.datasets import flip_labels
+
     func = "simulate_federation"
     xs = check_features(x, "x", func)
     ys = check_labels(y, "y", func, xs.shape[0])
@@ -1001,7 +1003,7 @@ def simulate_federation(
         pid = f"p{i}"
         labels = ys[idx].copy()
         if i < n_bad and flip > 0:
-            labels = _flip(labels, flip, classes, gen)
+            labels, _ = flip_labels(labels, flip, gen)
             corrupted.append(pid)
         parts.append(Participant(xs[idx], labels, pid,
                                  rng=int(gen.integers(2**62)) if seeded else None))
@@ -1017,26 +1019,3 @@ def simulate_federation(
     ranking = tuple(sorted(scores, key=lambda k: -(scores[k].value if scores[k].value
                                                    is not None else -np.inf)))
     return FederationSimulation(parts, coord, rnd, scores, tuple(corrupted), ranking)
-
-
-def _flip(labels: np.ndarray, fraction: float, classes: np.ndarray,
-          gen: np.random.Generator) -> np.ndarray:
-    """Flip ``fraction`` of the labels to a different class (uniformly among the others)."""
-    try:
-        from privval.datasets import flip_labels
-    except ImportError:
-        flip_labels = None
-    if flip_labels is not None:
-        try:
-            noisy, _ = flip_labels(labels, fraction, gen)
-            return np.asarray(noisy)
-        except (TypeError, ValueError):  # a differing signature: fall back to the local rule
-            pass
-    out = labels.copy()
-    k = int(round(fraction * labels.shape[0]))
-    idx = gen.choice(labels.shape[0], size=k, replace=False)
-    for i in idx:
-        others = classes[classes != labels[i]]
-        if others.size:
-            out[i] = others[gen.integers(others.size)]
-    return out
