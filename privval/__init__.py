@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from privval.datasets import flip_labels, load_dataset
+from privval.distributed import (
+    dask_dp_tknn_shapley,
+    dask_neighbor_counts,
+    dask_tknn_shapley,
+    shards_to_dask,
+)
 from privval.evaluate import detection_auroc
+from privval.federated import (
+    Coordinator,
+    FederatedRound,
+    Participant,
+    ParticipantScore,
+    simulate_federation,
+)
 from privval.knn import knn_shapley
 from privval.neighbors import neighbor_counts
 from privval.ptr import (
@@ -29,6 +42,17 @@ __all__ = [
     "tau_from_validation",
     "tknn_point_values",
     "tknn_shapley",
+    # privval.distributed (Dask is imported only when one of these runs)
+    "dask_dp_tknn_shapley",
+    "dask_neighbor_counts",
+    "dask_tknn_shapley",
+    "shards_to_dask",
+    # privval.federated
+    "Coordinator",
+    "FederatedRound",
+    "Participant",
+    "ParticipantScore",
+    "simulate_federation",
     # privval.ptr
     "PTRRelease",
     "ValueSummary",
