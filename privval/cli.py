@@ -326,7 +326,7 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
     if not private:
         from privval.tknn import tknn_shapley
 
-        tau_used = _auto_tau(val.x, val.y, metric) if tau_value == "auto" else tau_value
+        tau_used = _auto_tau(val.x, metric) if tau_value == "auto" else tau_value
         values = tknn_shapley(train.x, train.y, val.x, val.y, tau=tau_used, metric=metric,
                               progress=progress)
         payload.update(tau=tau_used, tau_source=tau_value if isinstance(tau_value, str) else "given",
@@ -344,14 +344,16 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
         with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
             _require_budget(ledger, name, ledger_path)
             release = dp_tknn_shapley(
-                train.x, train.y, val.x, val.y, tau=tau_value, epsilon=epsilon, delta=delta,
+                train.x, train.y, val.x, val.y, epsilon=epsilon, delta=delta,
+                tau=_auto_tau(val.x, metric) if tau_value == "auto" else tau_value,
                 ledger=ledger, dataset=name, purpose=purpose or f"privval value --train {train_path}",
-                rng=seed, metric=metric)
+                rng=seed, metric=metric, progress=progress)
             values = release.values
             guarantee = _guarantee_dict(release)
             budget = _budget_status(ledger, name)
         payload.update(dataset=name, ledger=ledger_path, guarantee=guarantee, budget=budget,
-                       tau=release.tau, tau_source=release.tau_source,
+                       tau=release.tau,
+                       tau_source="auto" if tau_value == "auto" else release.tau_source,
                        noise_scale=release.noise_scale, sampling_rate=release.sampling_rate,
                        n_val_used=int(len(release.validation_indices)),
                        ledger_entry=release.ledger_entry, seeded=release.seeded)
@@ -409,10 +411,11 @@ def _parse_tau(text: str) -> float | str:
     return tau
 
 
-def _auto_tau(x_val: Any, y_val: Any, metric: str) -> float:
-    from privval.threshold import auto_tau
+def _auto_tau(x_val: Any, metric: str) -> float:
+    """The validation-only radius (no privacy cost): a quantile of validation distances."""
+    from privval.threshold import tau_from_validation
 
-    return float(auto_tau(x_val, y_val, metric=metric))
+    return float(tau_from_validation(x_val, metric=metric))
 
 
 def _guarantee_dict(release: Any) -> dict[str, Any]:
@@ -575,33 +578,60 @@ def report(fmt: str | None, out_path: str | None, dataset: str | None, ledger_pa
 
 @main.command()
 @click.option("--epsilon", "epsilons", type=float, multiple=True,
-              help="ε of a private row (repeatable; default 0.5, 1 and 4). Use --no-private to skip.")
+              help="ε of a private row (repeatable; default 0.1, 0.5, 1 and 4).")
+@click.option("--delta", type=float, default=1e-5, show_default=True, callback=_delta_check,
+              help="δ of each private row.")
 @click.option("--private/--no-private", default=True, show_default=True,
-              help="Add DP-TKNN-Shapley rows at a few ε, charged to a demo ledger.")
+              help="Add DP-TKNN-Shapley rows, charged to a demo ledger with its report.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default="privval-demo", show_default=True,
-              help="Where the demo writes its ledger and compliance report.")
+              help="Where the demo writes its ledger (ledger.db) and report (report.html).")
+@click.option("--dataset", type=click.Choice(["digits", "breast_cancer"]), default="digits",
+              show_default=True, help="Bundled real dataset.")
+@click.option("--seed", type=int, default=None,
+              help="Seed the private rows' noise (reproducible, NOT secure; marked in the ledger).")
 @_output_options
-def demo(epsilons: tuple[float, ...], private: bool, out_dir: str, as_json: bool, quiet: bool) -> None:
-    """Value a bundled real dataset with 10% flipped labels and report detection AUROC."""
-    _setup(as_json)
-    from privval.demo import run_demo
+def demo(epsilons: tuple[float, ...], delta: float, private: bool, out_dir: str, dataset: str,
+         seed: int | None, as_json: bool, quiet: bool) -> None:
+    """Value a bundled real dataset with 10% flipped labels and report detection AUROC.
 
+    Exact TKNN-Shapley and KNN-Shapley, then DP-TKNN-Shapley at a few ε charged to a fresh
+    budget in a demo ledger (a last request past the cap is refused), and a compliance report
+    written next to that ledger. Low values should flag the flipped labels: AUROC 1 is
+    perfect, 0.5 is chance.
+    """
+    _setup(as_json)
     for eps in epsilons:
         if not (math.isfinite(eps) and eps > 0):
-            raise CliError(f"--epsilon must be a finite number > 0. Got {eps}.")
+            raise CliError(f"--epsilon must be a finite number > 0 (the ε of a private row). Got {eps}.")
+    from privval.demo import demo_data, run_demo
+
     show = not quiet and not as_json
-    result = run_demo(progress=show)
-    payload: dict[str, Any] = {"demo": _jsonable(result)}
+    result = run_demo(progress=show, dataset=dataset, echo=False)
+    private_result = None
     if private:
-        try:
-            from privval.demo_private import run_private_demo
-        except ImportError:
-            run_private_demo = None
-        if run_private_demo is not None:
-            private_result = run_private_demo(result, epsilons=epsilons or (0.5, 1.0, 4.0),
-                                              out_dir=out_dir, progress=show)
-            payload["private"] = _jsonable(private_result)
-            if show:
-                click.echo(private_result.summary())
+        from privval.demo_private import DEFAULT_EPSILONS, run_private_demo
+
+        if show:
+            click.echo("Releasing DP-TKNN-Shapley values at each ε (noise from the OS CSPRNG"
+                       f"{'' if seed is None else '; SEEDED: reproducible, not secure'})...")
+        data = demo_data(result.dataset, flip_fraction=result.flip_fraction, seed=result.seed,
+                         metric=result.metric)
+        private_result = run_private_demo(
+            data, epsilons=epsilons or DEFAULT_EPSILONS, delta=delta, out_dir=out_dir, rng=seed,
+            progress=show and sys.stderr.isatty())
+        result = result.with_rows(*(row.as_demo_row() for row in private_result.rows))
     if as_json:
+        payload: dict[str, Any] = {"demo": _asdict(result)}
+        if private_result is not None:
+            payload["private"] = _asdict(private_result)
         _emit(True, payload, [])
+        return
+    click.echo(result.table())
+    if private_result is not None:
+        click.echo(private_result.summary())
+
+
+def _asdict(obj: Any) -> Any:
+    import dataclasses
+
+    return json.loads(json.dumps(dataclasses.asdict(obj), default=_jsonable))
