@@ -52,9 +52,7 @@ import math
 import numbers
 import os
 import sqlite3
-import stat
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass

@@ -39,19 +39,19 @@ REPORT_FORMAT = "privval-report/1"
 ACCOUNTANT_MEANINGS: dict[str, tuple[str, str]] = {
     "rdp": (
         "bound",
-        "Upper bound: the events' Rényi-DP curves are added and converted to (ε, δ) "
-        "(Mironov 2017). Always sound; usually somewhat loose.",
+        ("Upper bound: the events' Rényi-DP curves are added and converted to (ε, δ) "
+        "(Mironov 2017). Always sound; usually somewhat loose."),
     ),
     "pld": (
         "bound",
-        "Upper bound: the privacy-loss distributions are composed numerically with pessimistic "
-        "discretisation (dp-accounting). Sound and close to tight.",
+        ("Upper bound: the privacy-loss distributions are composed numerically with pessimistic "
+        "discretisation (dp-accounting). Sound and close to tight."),
     ),
     "mc": (
         "estimate",
-        "Estimate, not a bound: an average over sampled privacy losses (Wang et al. 2023, "
+        ("Estimate, not a bound: an average over sampled privacy losses (Wang et al. 2023, "
         "arXiv 2304.07927). It is below the true ε about half of the time; only a verified "
-        "EVR certificate turns it into a guarantee.",
+        "EVR certificate turns it into a guarantee."),
     ),
 }
 """Kind ("bound" or "estimate") and a sentence on what each accountant's number means."""
@@ -343,9 +343,9 @@ def _markdown(data: dict[str, Any]) -> str:
         cap = ds["cap"]
         out += [
             f"## Dataset `{ds['name']}`", "",
-            f"Cap (ε={_fmt(cap['epsilon'])}, δ={_fmt(cap['delta'])}) enforced with the **{ds['accountant']}** "
+            (f"Cap (ε={_fmt(cap['epsilon'])}, δ={_fmt(cap['delta'])}) enforced with the **{ds['accountant']}** "
             f"accountant; neighbouring relation {_fmt(ds['neighboring_relation'])}; fingerprint "
-            f"{_fmt(ds['fingerprint'])}; {ds['charges']} charges, {ds['unreleased_charges']} not released.", "",
+            f"{_fmt(ds['fingerprint'])}; {ds['charges']} charges, {ds['unreleased_charges']} not released."), "",
             "| accountant | kind | spent ε | remaining ε | at δ | meaning |", "|---|---|---|---|---|---|",
         ]
         for a in ds["accounting"]:
@@ -413,20 +413,20 @@ def _html(data: dict[str, Any]) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         "<title>Privacy ledger report</title>", f"<style>{_CSS}</style></head><body>",
         "<h1>Privacy ledger report</h1>",
-        f"<p>Ledger <code>{e(data['ledger_path'])}</code> (schema v{data['schema_version']}), generated "
-        f"{e(data['generated_at'])} by privval {e(data['library_version'])}.</p>",
+        (f"<p>Ledger <code>{e(data['ledger_path'])}</code> (schema v{data['schema_version']}), generated "
+        f"{e(data['generated_at'])} by privval {e(data['library_version'])}.</p>"),
         f'<p class="{"ok" if v["ok"] else "bad"}">{e(_verification_text(v))}</p>',
     ]
     for ds in data["datasets"]:
         cap = ds["cap"]
         parts += [
             f"<h2>Dataset <code>{e(ds['name'])}</code></h2>",
-            f"<p>Cap (ε={e(_fmt(cap['epsilon']))}, δ={e(_fmt(cap['delta']))}) enforced with the "
+            (f"<p>Cap (ε={e(_fmt(cap['epsilon']))}, δ={e(_fmt(cap['delta']))}) enforced with the "
             f"<b>{e(ds['accountant'])}</b> accountant; neighbouring relation {e(_fmt(ds['neighboring_relation']))}; "
             f"fingerprint <code>{e(_fmt(ds['fingerprint']))}</code>; {ds['charges']} charges, "
-            f"{ds['unreleased_charges']} not released.</p>",
-            "<table><tr><th>accountant</th><th>kind</th><th>spent ε</th><th>remaining ε</th><th>at δ</th>"
-            "<th>meaning</th></tr>",
+            f"{ds['unreleased_charges']} not released.</p>"),
+            ("<table><tr><th>accountant</th><th>kind</th><th>spent ε</th><th>remaining ε</th><th>at δ</th>"
+            "<th>meaning</th></tr>"),
         ]
         for a in ds["accounting"]:
             spent = _fmt(a["epsilon"]) if a["available"] else f"unavailable ({a['error']})"

@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = [
         "bench_ledger: privacy ledger charge throughput",
-        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs (shared), journal WAL + synchronous=FULL",
+        (f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs (shared), journal WAL + synchronous=FULL"),
         "",
     ]
     with tempfile.TemporaryDirectory() as tmp:

@@ -174,7 +174,7 @@ def test_history_records_cumulative_epsilon_of_every_accountant(path):
         _charge(ledger, event=LaplaceDpEvent(b), sensitivity=2.0, sampling={"type": "poisson", "rate": 1.0})
     history = ledger.history("d")
     oracle = make_accountant("rdp")
-    for record, b in zip(history, (4.0, 8.0, 2.0)):
+    for record, b in zip(history, (4.0, 8.0, 2.0), strict=True):
         oracle.compose(LaplaceDpEvent(b))
         assert record.epsilons["rdp"] == pytest.approx(oracle.get_epsilon(1e-5), rel=1e-9)
         assert record.event == LaplaceDpEvent(b) and record.sensitivity == 2.0
