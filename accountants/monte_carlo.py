@@ -51,7 +51,15 @@ from accountants.accountant import (
 )
 from accountants.events import DiscreteGaussianDpEvent, DiscreteLaplaceDpEvent
 
-__all__ = ["MonteCarloAccountant", "MonteCarloEstimate"]
+__all__ = [
+    "MonteCarloAccountant",
+    "MonteCarloEstimate",
+    "delta_from_losses",
+    "effective_sample_size",
+    "epsilon_from_losses",
+    "proposal_rate",
+    "sample_loss_sums",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -155,6 +155,21 @@ def test_one_step_delta_matches_hockey_stick_oracle(kind, scale, sens, q, eps) -
         assert abs(value - truth) <= 4 * se + 1e-12, direction
 
 
+@pytest.mark.parametrize("kind,scale,sens,q,eps", [c for c in ONE_STEP_CASES if c[3] < 1.0])
+def test_one_step_importance_sampling_per_direction(kind, scale, sens, q, eps) -> None:
+    acc = MonteCarloAccountant(n_samples=100_000, rng=zlib.crc32(f"IS{kind}".encode()),
+                               importance_factor=2.5)
+    acc.compose(_one_step_event(kind, scale, sens, q))
+    for direction, truth in _one_step_oracle_directions(kind, scale, sens, q, eps).items():
+        losses, logw = acc.loss_samples(direction)
+        assert logw is not None
+        value, se = delta_from_losses(losses, eps, logw)
+        assert abs(value - truth) <= 4 * se + 1e-12, direction
+        # The weights average to 1 (they are a likelihood ratio).
+        w = np.exp(logw)
+        assert abs(w.mean() - 1.0) <= 4 * w.std() / math.sqrt(w.size)
+
+
 def test_dp_accounting_discrete_laplace_event_uses_inverse_parameter() -> None:
     acc = MonteCarloAccountant(n_samples=50_000, rng=3)
     acc.compose(dpe.DiscreteLaplaceDpEvent(noise_parameter=0.5, sensitivity=1))
