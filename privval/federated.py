@@ -831,7 +831,7 @@ def gaussian_noise_multiplier(epsilon: float, delta: float) -> float:
     Example
     -------
     >>> round(gaussian_noise_multiplier(1.0, 1e-5), 3)
-    3.73
+    3.731
     """
     from scipy.special import log_ndtr
 
