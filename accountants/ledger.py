@@ -44,6 +44,7 @@ detect that. A :class:`Ledger` must not be used across ``fork``; open one per pr
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -561,7 +562,6 @@ class _Composition:
         self.parts: dict[str, Accountant] = {}
         self._eps: dict[str | None, float] = {}
         self._delta: float | None = None
-        self.charges = 0
 
     def add(self, event: Any, scope_key: str | None, count: int = 1) -> None:
         if scope_key is None:
@@ -579,7 +579,6 @@ class _Composition:
             else:
                 part.compose(event, count)
             self._eps.pop(scope_key, None)
-        self.charges += count
 
     def per_scope(self, delta: float) -> dict[str | None, float]:
         if delta != self._delta:
@@ -597,8 +596,6 @@ class _Composition:
 
 
 def _copy_accountant(accountant: Accountant) -> Accountant:
-    import copy
-
     # Events are frozen values: share them instead of copying the (long) history list's items.
     memo = {id(event): event for event, _ in accountant.history}
     return copy.deepcopy(accountant, memo)
@@ -1132,6 +1129,13 @@ class Ledger:
         -------
         context manager
             Yields a :class:`ChargeEntry`.
+
+        Notes
+        -----
+        The cap check composes the whole history plus this event with the dataset's
+        accountant and compares its ε at the cap's δ with the cap; accountants round ε up, so
+        a history exactly at the cap is refused rather than risked. Under parallel
+        composition the check is per part (see the module docstring).
 
         Raises
         ------
