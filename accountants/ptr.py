@@ -36,6 +36,16 @@ at most e^{(α−1)ε_Lap}. *Case B*, Δ(x) = Δ(x′) = 0: p = p′ = δ0 exact
 (1−δ0)e^{(α−1)D_fail} + δ0·e^{(α−1)D_pass} with D_pass ≤ ε_unsafe. Soundness and tightness
 are checked by exact enumeration in ``tests/accountants/test_ptr_rdp.py``.
 
+**Exact test moments (used by default).** Case A keeps the branch weights instead of factoring
+out the larger Gaussian term: with Δ integer-valued (Δ = 0 exactly on unstable datasets, as for
+the exact distance of :mod:`privval.ptr`), the case-A pairs are (d, d+1), (d+1, d), (d, d)
+with d ≥ 0 and not both 0, and their moment with worst-case shifts,
+p(d)^α p(d′)^{1−α} e^{(α−1)ε_safe} + (1−p(d))^α (1−p(d′))^{1−α} e^{(α−1)ε_fail}, with
+p(d) = P[d + Lap(b) > B] in closed form, is enumerated for d up to ⌈B⌉ + ⌈60b⌉ and bounded
+beyond (:func:`_exact_test_case_a`). Its maximum is ≤ composition(α) (it is the quantity the
+paper's factoring bounds), so :func:`ptr_rdp` uses max{mixture, min(composition, exact)}; the
+enumeration oracle finds this bound attained exactly on several tiny domains.
+
 Without a finite GS2 there is no finite RDP bound (case B): :func:`ptr_rdp` returns inf.
 
 Neighbouring relation: the curve holds under whichever relation Δ, β, GS1 and GS2 are stated
@@ -207,17 +217,22 @@ class PTRRdpTerms:
     mixture : numpy.ndarray
         Case B (both datasets at distance 0): the expensive pass branch discounted by δ0.
     composition : numpy.ndarray
-        Case A (one dataset at distance ≥ 1): Laplace test composed with the release.
+        Case A (one dataset at distance ≥ 1): Laplace test composed with the release, in the
+        paper's form max(ε_fail, ε_safe) + ε_Lap(α; b).
+    exact_test : numpy.ndarray
+        Case A with the Laplace test's exact Bernoulli moments (module docstring); never
+        larger than ``composition`` by construction, and used by :func:`ptr_rdp`.
     """
 
     orders: np.ndarray
     mixture: np.ndarray
     composition: np.ndarray
+    exact_test: np.ndarray
 
     @property
     def epsilon(self) -> np.ndarray:
-        """The RDP bound max(mixture, composition) at each order."""
-        return np.maximum(self.mixture, self.composition)
+        """The RDP bound max(mixture, min(composition, exact_test)) at each order."""
+        return np.maximum(self.mixture, np.minimum(self.composition, self.exact_test))
 
 
 def _gaussian_coefficients(event: PTRDpEvent) -> tuple[float, float, float]:
@@ -258,6 +273,52 @@ def _terms(event: PTRDpEvent, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return mixture, composition
 
 
+# Case A with exact test moments: window of distances enumerated exactly, then a tail bound.
+_TAIL_NATS = 60.0
+_MAX_WINDOW = 200_000
+
+
+def _exact_test_case_a(event: PTRDpEvent, alphas: np.ndarray) -> np.ndarray:
+    """max over case-A pairs of the exact Rényi moment with worst-case Gaussian shifts.
+
+    Pairs (Δ, Δ′) ∈ {(d, d+1), (d+1, d), (d+1, d+1) : d ≥ 0} (Δ integer, sensitivity 1, not
+    both 0); the moment p^α p′^{1−α} e^{(α−1)ε_safe} + (1−p)^α (1−p′)^{1−α} e^{(α−1)ε_fail}
+    is computed exactly for d < D = ⌈B⌉ + ⌈60·b⌉; for larger d, with u = ½e^{−(D−B)/b} ≥ 1 − p,
+    it is at most e^{(α−1)ε_safe}(1−u)^{−(α−1)} + e^{(α−1)ε_fail}·u·e^{(α−1)/b}. Orders 1 and
+    ∞ (and windows beyond 2·10^5 distances) return inf, leaving the paper's form in charge.
+    """
+    fail, safe, _ = _gaussian_coefficients(event)
+    b = event.test_scale
+    threshold = b * math.log(1.0 / (2.0 * event.delta0))
+    out = np.full(alphas.shape, math.inf)
+    use = (alphas > 1) & np.isfinite(alphas)
+    top = math.ceil(threshold) + math.ceil(_TAIL_NATS * b)
+    if not np.any(use) or top > _MAX_WINDOW:
+        return out
+    d = np.arange(top + 1, dtype=float)
+    below = d <= threshold
+    gap = np.abs(d - threshold) / b
+    log_half_tail = math.log(0.5) - gap  # log of ½e^{−|d−B|/b}
+    log_other = np.log1p(-np.exp(log_half_tail))
+    log_p = np.where(below, log_half_tail, log_other)
+    log_q = np.where(below, log_other, log_half_tail)
+    # ordered pairs (x, x′) with |x − x′| ≤ 1, max(x, x′) ≥ 1, both ≤ top
+    x = np.concatenate([d[:-1], d[1:], d[1:]]).astype(int)
+    y = np.concatenate([d[1:], d[:-1], d[1:]]).astype(int)
+    a = alphas[use][:, None]
+    pass_part = a * log_p[x] + (1 - a) * log_p[y] + (a - 1) * a * safe
+    fail_part = a * log_q[x] + (1 - a) * log_q[y] + (a - 1) * a * fail
+    window = np.max(np.logaddexp(pass_part, fail_part), axis=1)
+    a = a[:, 0]
+    log_u = math.log(0.5) - (top - threshold) / b
+    tail = np.logaddexp(
+        (a - 1) * a * safe - (a - 1) * math.log1p(-math.exp(log_u)),
+        (a - 1) * a * fail + log_u + (a - 1) / b,
+    )
+    out[use] = np.maximum(window, tail) / (a - 1)
+    return out
+
+
 def ptr_rdp_terms(event: PTRDpEvent, orders: Any) -> PTRRdpTerms:
     """The mixture and composition terms of the PTR RDP bound (no subsampling).
 
@@ -292,7 +353,9 @@ def ptr_rdp_terms(event: PTRDpEvent, orders: Any) -> PTRRdpTerms:
     event = _check_event(event, "ptr_rdp_terms")
     alphas = _check_orders(orders)
     mixture, composition = _terms(event, alphas)
-    return PTRRdpTerms(alphas, _round_up(mixture), _round_up(composition))
+    exact = _exact_test_case_a(event, alphas)
+    return PTRRdpTerms(alphas, _round_up(mixture), _round_up(composition),
+                       _round_up(np.minimum(exact, composition)))
 
 
 # --------------------------------------------------------------------------- subsampling
@@ -367,8 +430,9 @@ def _subsampled_curve(curve: Any, q: float, alphas: np.ndarray) -> np.ndarray:
 def ptr_rdp(event: PTRDpEvent, orders: Any, sampling_rate: float = 1.0) -> np.ndarray:
     """RDP curve of one PTR release, optionally on a Poisson subsample.
 
-    Without subsampling this is max(mixture, composition) of the module docstring
-    (Wang et al. 2022, Theorem 4.3, general form with unequal calibration and ⊥).
+    Without subsampling this is max(mixture, min(composition, exact-test case A)) of the
+    module docstring (Wang et al. 2022, Theorem 4.3, general form with unequal calibration and
+    ⊥, with the case-A test moments computed exactly); :func:`ptr_rdp_terms` gives the terms.
 
     With ``sampling_rate = q < 1`` (Poisson subsampling, add/remove relation) the bound is a
     white-box case split fed into a generic subsampling bound that we derive here:
@@ -379,8 +443,8 @@ def ptr_rdp(event: PTRDpEvent, orders: Any, sampling_rate: float = 1.0) -> np.nd
        D_α in either direction is at most max_T of the per-sample divergence
        (van Erven & Harremoës 2014, joint quasi-convexity).
     2. *Case split.* Each pair (T, T ∪ {z}) is in case A or case B of the module docstring,
-       so D_j(μ1‖μ0) and D_j(μ0‖μ1) are at most ε_A(j) = composition(j) or
-       ε_B(j) = mixture(j) respectively. The subsampled bound is the larger of the generic
+       so D_j(μ1‖μ0) and D_j(μ0‖μ1) are at most ε_A(j) = min(composition, exact test)(j)
+       or ε_B(j) = mixture(j) respectively. The subsampled bound is the larger of the generic
        bounds below applied to ε_A and to ε_B (for case B and the remove direction this is
        exactly (1−δ0)·A_α(fail) + δ0·A_α(pass), the branch-weighted sampled-Gaussian moments
        of Mironov, Talwar & Zhang 2019).
@@ -432,7 +496,7 @@ def ptr_rdp(event: PTRDpEvent, orders: Any, sampling_rate: float = 1.0) -> np.nd
     -------
     >>> e = PTRDpEvent(2.0, 1e-8, 1.0, 2.0, 2.0, 2.0, 1.0)
     >>> [round(float(v), 6) for v in ptr_rdp(e, [2.0, 16.0])]
-    [0.450304, 6.771955]
+    [0.438264, 6.771955]
     >>> bool(ptr_rdp(e, [4.0], sampling_rate=0.01)[0] < ptr_rdp(e, [4.0])[0])
     True
     """
@@ -441,10 +505,11 @@ def ptr_rdp(event: PTRDpEvent, orders: Any, sampling_rate: float = 1.0) -> np.nd
     q = _check_probability(sampling_rate, "sampling_rate", "ptr_rdp", closed_right=True)
     if q == 1.0:
         mixture, composition = _terms(event, alphas)
-        return _round_up(np.maximum(mixture, composition))
+        case_a_curve = np.minimum(composition, _exact_test_case_a(event, alphas))
+        return _round_up(np.maximum(mixture, case_a_curve))
 
     def case_a(a: np.ndarray) -> np.ndarray:
-        return _terms(event, a)[1]
+        return np.minimum(_terms(event, a)[1], _exact_test_case_a(event, a))
 
     def case_b(a: np.ndarray) -> np.ndarray:
         return _terms(event, a)[0]
