@@ -15,7 +15,11 @@ Per leaf event:
   ``from_discrete_gaussian_mechanism(sigma, sensitivity, sampling_prob=q)``. That PLD
   describes the noise truncated to ``|z| ≤ B = ⌈11.6σ⌉``; the untruncated noise we sample
   differs in total variation by at most ``m = 2·σ·√(π/2)·erfc(B/(σ√2))`` per use, so we
-  report ``δ(ε) + (1 + e^ε)·Σm`` (a coupling argument) -- far below 1e-20 in practice;
+  report ``δ(ε) + Σm + Σ−ln(1−m)`` -- far below 1e-20 in practice. Proof: with M = Σm and
+  L = Σ−ln(1−m), the true composition puts at most M more mass on any set than the
+  truncated one, and the truncated one's density is at most e^L times the true one's
+  (truncation is conditioning), so the true mechanism is (ε, δ_trunc(ε − L) + M)-DP; and
+  δ(ε − L) ≤ δ(ε) + L because |dδ/dε| = e^ε·P_Q[loss > ε] ≤ 1;
 * :class:`~accountants.events.DiscreteLaplaceDpEvent`, alone or Poisson-sampled
   (add/remove or replace-special): dp-accounting's ``from_discrete_laplace_mechanism`` with
   parameter ``nextafter(1/t, inf)``: a larger parameter means less noise, so the float
@@ -71,7 +75,7 @@ class _CorePld(_dpa_pld.PLDAccountant):
 
     def __init__(self, relation: NeighboringRelation, interval: float) -> None:
         super().__init__(relation, interval)
-        self.truncated_mass = 0.0
+        self.truncation_slack = 0.0  # Σ m + Σ −ln(1 − m) over discrete Gaussian uses (see module doc)
 
     def _maybe_compose(self, event: DpEvent, count: int, do_compose: bool) -> _Details | None:
         q = 1.0
@@ -98,7 +102,8 @@ class _CorePld(_dpa_pld.PLDAccountant):
                     use_connect_dots=True,
                 )
                 self._pld = self._pld.compose(pld.self_compose(count) if count > 1 else pld)
-                self.truncated_mass += count * _truncated_mass(inner.sigma, bound)
+                mass = _truncated_mass(inner.sigma, bound)
+                self.truncation_slack += count * (mass - math.log1p(-mass))
             return None
         if isinstance(inner, DiscreteLaplaceDpEvent):
             if self.neighboring_relation not in (
@@ -129,10 +134,10 @@ class _CorePld(_dpa_pld.PLDAccountant):
         return super()._maybe_compose(event, count, do_compose)
 
     def snapshot(self) -> tuple[Any, bool, float]:
-        return (self._pld, self._contains_non_dp_event, self.truncated_mass)
+        return (self._pld, self._contains_non_dp_event, self.truncation_slack)
 
     def restore(self, state: tuple[Any, bool, float]) -> None:
-        self._pld, self._contains_non_dp_event, self.truncated_mass = state
+        self._pld, self._contains_non_dp_event, self.truncation_slack = state
 
     def delta(self, epsilon: float) -> float:
         return float(self._pld.get_delta_for_epsilon(epsilon))
@@ -192,29 +197,14 @@ class PldAccountant(Accountant):
         self._core.restore(state)
 
     def _delta(self, epsilon: float) -> float:
-        slack = self._core.truncated_mass
-        base = self._core.delta(epsilon)
-        if slack == 0.0:
-            return base
-        return min(1.0, base + (1.0 + math.exp(min(epsilon, 700.0))) * slack)
+        return min(1.0, self._core.delta(epsilon) + self._core.truncation_slack)
 
     def _epsilon(self, delta: float) -> float:
-        slack = self._core.truncated_mass
-        eps = self._core.epsilon(delta)
-        if slack == 0.0 or math.isinf(eps):
-            return eps
-        # δ_true(ε) ≤ δ_pld(ε) + (1+e^ε)·slack. Guess a cap E ≥ ε, solve δ_pld(c) = δ − (1+e^E)·slack;
-        # c is valid when c ≤ E (then (1+e^c)·slack ≤ (1+e^E)·slack).
-        cap = eps + 1.0
-        for _ in range(8):
-            target = delta - (1.0 + math.exp(min(cap, 700.0))) * slack
-            if target <= 0.0:
-                return math.inf
-            candidate = self._core.epsilon(target)
-            if candidate <= cap:
-                return candidate
-            cap = candidate + 1.0
-        return math.inf
+        slack = self._core.truncation_slack
+        if slack == 0.0:
+            return self._core.epsilon(delta)
+        target = delta - slack
+        return self._core.epsilon(target) if target > 0.0 else math.inf
 
 
 register_accountant("pld", PldAccountant)

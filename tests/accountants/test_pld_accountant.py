@@ -106,9 +106,11 @@ def test_subsampled_discrete_laplace_is_below_full():
 
 def test_truncation_slack_is_accounted_and_tiny():
     acc = PldAccountant().compose(PoissonSampledDpEvent(0.04, DiscreteGaussianDpEvent(1.5)), 100)
-    slack = acc._core.truncated_mass
+    slack = acc._core.truncation_slack
     assert 0 < slack < 1e-25
-    assert acc.get_delta(1.0) >= acc._core.delta(1.0)
+    assert acc.get_delta(1.0) >= acc._core.delta(1.0) + slack
+    assert acc.get_epsilon(0.0) == math.inf  # δ = 0 cannot be certified with a truncation slack
+    assert slack <= acc.get_delta(math.inf) < 1e-12  # dp-accounting keeps ~1e-15 at infinity
 
 
 def test_ptr_is_unsupported_and_relation_checks():
