@@ -220,12 +220,26 @@ class RdpAccountant(Accountant):
         curve = self._curve(event, compute=True)
         self._rdp = self._rdp + _times(count, curve)
 
+    def _finite(self) -> tuple[np.ndarray, np.ndarray]:
+        # Orders with an infinite bound say nothing; dropping them keeps inf − inf out of the
+        # conversion (dp-accounting also marks orders it could not compute as inf).
+        keep = np.isfinite(self._rdp)
+        return self._orders[keep], self._rdp[keep]
+
     def _epsilon(self, delta: float) -> float:
-        eps, _ = _dpa_rdp.compute_epsilon(self._orders, self._rdp, delta)
+        orders, rdp = self._finite()
+        if orders.size == 0:
+            return math.inf
+        eps, _ = _dpa_rdp.compute_epsilon(orders, rdp, delta)
         return float(eps)
 
     def _delta(self, epsilon: float) -> float:
-        delta, _ = _dpa_rdp.compute_delta(self._orders, self._rdp, epsilon)
+        orders, rdp = self._finite()
+        if orders.size == 0:
+            return 1.0
+        if math.isinf(epsilon):
+            return 0.0  # a finite Rényi divergence rules out an infinite privacy loss
+        delta, _ = _dpa_rdp.compute_delta(orders, rdp, epsilon)
         return float(delta)
 
     def _get_state(self) -> Any:

@@ -183,3 +183,13 @@ def test_orders_validation():
         RdpAccountant(orders=[0.5, 2.0])
     with pytest.raises(ValueError, match="orders"):
         RdpAccountant(orders=[])
+
+
+def test_infinite_orders_are_ignored_in_conversion():
+    # α = inf is infinite for any subsampled mechanism; it must neither win nor produce NaN
+    acc = RdpAccountant(orders=[2.0, 8.0, np.inf]).compose(PoissonSampledDpEvent(0.1, DiscreteGaussianDpEvent(1.0)), 10)
+    assert acc.rdp[-1] == np.inf
+    finite = RdpAccountant(orders=[2.0, 8.0]).compose(PoissonSampledDpEvent(0.1, DiscreteGaussianDpEvent(1.0)), 10)
+    assert acc.get_epsilon(1e-5) == finite.get_epsilon(1e-5) < math.inf
+    assert acc.get_delta(math.inf) == 0.0
+    assert acc.get_delta(1.0) == finite.get_delta(1.0)
