@@ -352,7 +352,7 @@ def _log_gauss(y: np.ndarray, mean: float, sigma: float) -> np.ndarray:
     return -0.5 * ((y - mean) / sigma) ** 2 - math.log(sigma * math.sqrt(2 * math.pi))
 
 
-def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: int = 25
+def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: int = 20
                         ) -> np.ndarray:
     """Worst case over per-sample pairs of both Rényi directions, by numerical integration.
 
@@ -362,7 +362,7 @@ def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: 
     """
     b, d0 = event.test_scale, event.delta0
     threshold = b * math.log(1 / (2 * d0))
-    y = np.linspace(-60, 60, 60001)
+    y = np.linspace(-60, 60, 24001)
     dy = y[1] - y[0]
     cases = [(0, 0, event.global_sensitivity_pass)]
     shift_safe = min(event.proposed_bound, event.global_sensitivity_pass)
