@@ -30,6 +30,8 @@ the block size, the BLAS library or the device.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -58,12 +60,20 @@ logger = logging.getLogger(__name__)
 #: Per-distance working arrays of a validation block (distances, order, keys, values...).
 _ARRAYS_PER_DISTANCE = 8
 
+#: Threads sorting the rows of a validation block.
+_SORT_THREADS = max(1, min(4, os.cpu_count() or 1))
 
-def _exact_order(geom: _Geometry, v0: int, v1: int, budget: int) -> np.ndarray:
-    """Training indices sorted by (reference distance, index) for validation rows v0:v1."""
+
+def _exact_order(geom: _Geometry, dist: np.ndarray, v0: int, budget: int) -> np.ndarray:
+    """Training indices sorted by (reference distance, index) for validation rows v0:v0+len.
+
+    ``dist`` holds the fast distances of those rows (squared Euclidean or cosine, with rounding
+    error) against every training point.
+    """
     n = geom.x_train.shape[0]
-    dist = geom.tile(v0, v1, 0, n)  # squared Euclidean or cosine distance, with rounding error
-    order = np.argsort(dist, axis=1, kind="stable")
+    v1 = v0 + dist.shape[0]
+    # No stable sort needed: equal fast distances are always re-ordered by index below.
+    order = np.argsort(dist, axis=1)
     if n == 1:
         return order
     fast = np.take_along_axis(dist, order, axis=1).astype(np.float64)
@@ -94,15 +104,14 @@ def _exact_order(geom: _Geometry, v0: int, v1: int, budget: int) -> np.ndarray:
 def _hard_values(a: np.ndarray, k: int) -> np.ndarray:
     """Jia et al. 2019 recursion for a block: ``a`` is (m, N) in rank order; values in rank order."""
     n = a.shape[1]
-    ranks = np.arange(1, n, dtype=np.float64)
-    steps = (a[:, :-1] - a[:, 1:]) / np.maximum(ranks, k)
-    base = a[:, -1:] / max(n, k)
-    return base + _reverse_cumsum_padded(steps)
+    steps = np.subtract(a[:, :-1], a[:, 1:])
+    steps *= 1.0 / np.maximum(np.arange(1, n, dtype=np.float64), k)
+    return _suffix_sums_plus(steps, a[:, -1:] / max(n, k))
 
 
 def _soft_values(a: np.ndarray, k: int, n_classes: int) -> np.ndarray:
     """Wang & Jia 2023 soft-label values for a block (rank order)."""
-    m, n = a.shape
+    n = a.shape[1]
     if n <= k:
         ca = a.sum(axis=1)
         value_match, value_mismatch = _point_values(ca, n - ca, n_classes)
@@ -111,15 +120,17 @@ def _soft_values(a: np.ndarray, k: int, n_classes: int) -> np.ndarray:
     c_a = a[:, :-1].sum(axis=1, keepdims=True)
     a_n = a[:, -1:]
     base = (a_n - 1.0 / n_classes) / n + (a_n - c_a / (n - 1)) * h1 / n
-    ranks = np.arange(1, n, dtype=np.float64)
-    steps = (a[:, :-1] - a[:, 1:]) * (h1 / (n - 1) + 1.0 / np.maximum(ranks, k))
-    return base + _reverse_cumsum_padded(steps)
+    steps = np.subtract(a[:, :-1], a[:, 1:])
+    steps *= h1 / (n - 1) + 1.0 / np.maximum(np.arange(1, n, dtype=np.float64), k)
+    return _suffix_sums_plus(steps, base)
 
 
-def _reverse_cumsum_padded(steps: np.ndarray) -> np.ndarray:
-    """``out[:, i] = sum_{j >= i} steps[:, j]`` with a trailing column of zeros (rank N)."""
-    out = np.zeros((steps.shape[0], steps.shape[1] + 1), dtype=np.float64)
-    out[:, :-1] = np.cumsum(steps[:, ::-1], axis=1)[:, ::-1]
+def _suffix_sums_plus(steps: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``out[:, i] = base + sum_{j >= i} steps[:, j]`` for ranks i < N, and ``base`` at rank N."""
+    out = np.empty((steps.shape[0], steps.shape[1] + 1), dtype=np.float64)
+    out[:, -1] = 0.0
+    np.cumsum(steps[:, ::-1], axis=1, out=out[:, -2::-1])
+    out += base
     return out
 
 
@@ -203,16 +214,25 @@ def knn_shapley(
                     func=func)
     val_block = max(1, min(m, budget // (_ARRAYS_PER_DISTANCE * n)))
     values = np.zeros(n, dtype=np.float64)
-    with _progress_bar(m, "KNN-Shapley", progress) as bar:
+
+    def block_values(dist: np.ndarray, v0: int) -> np.ndarray:
+        order = _exact_order(geom, dist, v0, budget)
+        a = (codes_t[order] == codes_v[v0:v0 + dist.shape[0], None]).astype(np.float64)
+        ranked = _soft_values(a, k, n_classes) if soft_label else _hard_values(a, k)
+        return np.bincount(order.ravel(), weights=ranked.ravel(), minlength=n)
+
+    # Sorting dominates and numpy releases the GIL while sorting: split each block's rows
+    # between threads (the distance product before it is already multi-threaded BLAS).
+    with _progress_bar(m, "KNN-Shapley", progress) as bar, \
+            ThreadPoolExecutor(max_workers=_SORT_THREADS) as pool:
         for v0 in range(0, m, val_block):
             v1 = min(m, v0 + val_block)
-            order = _exact_order(geom, v0, v1, budget)
-            a = (codes_t[order] == codes_v[v0:v1, None]).astype(np.float64)
-            if soft_label:
-                ranked = _soft_values(a, k, n_classes)
-            else:
-                ranked = _hard_values(a, k)
-            values += np.bincount(order.ravel(), weights=ranked.ravel(), minlength=n)
+            dist = geom.tile(v0, v1, 0, n)
+            cuts = np.linspace(0, v1 - v0, min(_SORT_THREADS, v1 - v0) + 1).astype(int)
+            parts = pool.map(lambda c: block_values(dist[c[0]:c[1]], v0 + c[0]),
+                             zip(cuts[:-1], cuts[1:]))
+            for part in parts:
+                values += part
             bar.update(v1 - v0)
     if reduce == "mean":
         values /= m

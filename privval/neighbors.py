@@ -60,9 +60,6 @@ logger = logging.getLogger(__name__)
 #: Default tile budget: the most distances (validation x training pairs) held at once.
 DEFAULT_CHUNK_SIZE = 2**23
 
-#: Distances per GEMM tile, so that a tile is still in cache when it is thresholded.
-_CACHE_TILE = 2**19
-
 _U32 = 2.0**-24
 _U64 = 2.0**-53
 
@@ -299,8 +296,8 @@ def _count_blocks(
         val_block = max(1, min(m, 4 * budget // n))
     else:
         val_block = max(1, min(m, 256, budget))
-    # Distance tiles small enough to stay in cache between the GEMM and the comparisons.
-    train_chunk = max(1, min(n, budget // val_block, _CACHE_TILE // val_block))
+    # Large tiles: few GEMM calls keep BLAS efficient, also when other processes share the cores.
+    train_chunk = max(1, min(n, budget // val_block))
     with _progress_bar(m, desc, progress) as bar:
         for v0 in range(0, m, val_block):
             v1 = min(m, v0 + val_block)
