@@ -11,8 +11,8 @@ dp-accounting 0.6.0 lacks:
   (Wang, Mahloujifar, Wang, Jia, Mittal 2022, arXiv 2209.07716; DESIGN.md §5).
 
 Accountants (:mod:`accountants.rdp`, :mod:`accountants.pld`, ...) replay such trees; the
-ledger stores them as JSON (:func:`to_json` / :func:`from_json`). The JSON schema carries
-:data:`SCHEMA_VERSION`; once released, fields are only ever added, never renamed or removed.
+ledger stores them as JSON (:func:`to_json` / :func:`from_json`), described by the JSON Schema
+``accountants/schemas/events.schema.json``. The JSON form carries :data:`SCHEMA_VERSION`; once released, fields are only ever added, never renamed or removed.
 Decoding only instantiates the event classes registered in this module: a JSON document can
 never make the decoder import or call anything else.
 

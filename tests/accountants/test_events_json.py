@@ -163,3 +163,24 @@ def test_events_are_frozen_and_numpy_ints_accepted():
     with pytest.raises(attr.exceptions.FrozenInstanceError):
         e.sigma = 2.0  # type: ignore[misc]
     assert e == DiscreteGaussianDpEvent(1.5, 2) and hash(e) == hash(DiscreteGaussianDpEvent(1.5, 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(trees)
+def test_dict_form_matches_published_json_schema(event):
+    import jsonschema
+    from importlib import resources
+
+    schema = json.loads(resources.files("accountants").joinpath("schemas/events.schema.json").read_text())
+    jsonschema.validate(to_dict(event), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"schema_version": 1, "event": {"type": "os.system"}}, schema)
+
+
+def test_json_schema_lists_every_serialisable_type():
+    from importlib import resources
+
+    from accountants.events import _TYPES
+
+    schema = json.loads(resources.files("accountants").joinpath("schemas/events.schema.json").read_text())
+    assert schema["$defs"]["event"]["properties"]["type"]["enum"] == sorted(_TYPES)
