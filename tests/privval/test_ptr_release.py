@@ -269,6 +269,18 @@ def test_release_is_charged_to_the_ledger_before_it_is_returned(tmp_path):
     assert ledger.spent("values").epsilon <= 8.0
 
 
+def test_a_pld_budget_refuses_ptr_and_nothing_is_charged_or_released(tmp_path):
+    ledger_mod = pytest.importorskip("accountants.ledger")
+    from accountants.accountant import UnsupportedEventError
+    ledger = ledger_mod.Ledger(tmp_path / "pld.db")
+    ledger.set_budget("values", epsilon=5.0, delta=1e-6, accountant="pld")
+    with pytest.raises(UnsupportedEventError):
+        ptr_release(np.linspace(0, 1, 101), "median", bounds=(0, 1), proposed_bound=0.01,
+                    test_scale=2.0, delta0=1e-8, sigma_pass=0.1, sigma_fail=0.1,
+                    ledger=ledger, dataset="values")
+    assert ledger.history("values") == []
+
+
 def test_value_summary_charges_each_group_in_its_own_scope(tmp_path):
     _, ledger = _ledger(tmp_path)
     rng = np.random.default_rng(1)
