@@ -242,11 +242,10 @@ class _NumpyBackend:
     def to_numpy(self, v: np.ndarray) -> np.ndarray:
         return v
 
-    # elementwise maths shared with the torch backend
+    # elementwise maths named as in the torch backend
     abs = staticmethod(np.abs)
     exp = staticmethod(np.exp)
     floor = staticmethod(np.floor)
-    where = staticmethod(np.where)
 
 
 class _TorchBackend:
@@ -296,9 +295,6 @@ class _TorchBackend:
 
     def floor(self, v: Any) -> Any:
         return self.torch.floor(v)
-
-    def where(self, cond: Any, a: Any, b: Any) -> Any:
-        return self.torch.where(cond, a, b)
 
 
 def _make_backend(seed: int, device: str, backend: str | None) -> _NumpyBackend | _TorchBackend:

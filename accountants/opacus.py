@@ -25,6 +25,7 @@ import numpy as np
 from opacus.accountants.accountant import IAccountant
 from opacus.accountants.registry import register_accountant as _opacus_register
 
+from accountants import evr as _evr
 from accountants.accountant import make_accountant
 from accountants.events import (
     ComposedDpEvent,
@@ -34,7 +35,6 @@ from accountants.events import (
     PoissonSampledDpEvent,
     SelfComposedDpEvent,
 )
-from accountants import evr as _evr
 from accountants.evr import Certificate, _real
 from accountants.monte_carlo import MonteCarloAccountant, MonteCarloEstimate
 

@@ -286,7 +286,7 @@ def test_calibrate_noise_reports_both_scales() -> None:
     assert len(cal.certificates) == 1 and cal.delta <= 1e-2 and cal.epsilon <= 1.0
     assert cal.ratio == pytest.approx(cal.evr_scale / cal.rigorous_scale)
     # The rigorous scale meets the target and is minimal to within rtol.
-    rdp = lambda s: make_accountant("rdp").compose(make(s)).get_epsilon(1e-2)  # noqa: E731
+    rdp = lambda s: make_accountant("rdp").compose(make(s)).get_epsilon(1e-2)
     assert rdp(cal.rigorous_scale) <= 1.0 < rdp(cal.rigorous_scale / 1.011)
     with pytest.raises(ValueError, match="upper"):
         calibrate_noise(make, 1.0, 1e-2, lower=0.01, upper=0.02, rng=0, rigorous_accountant="rdp")

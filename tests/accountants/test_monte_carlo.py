@@ -78,7 +78,7 @@ def test_heterogeneous_gaussian_epsilon_matches_closed_form() -> None:
 # --------------------------------------------------------------------------- one-step oracle
 def _hockey_stick_continuous(pdf0, pdf1, q: float, eps: float, lo: float, hi: float) -> dict:
     """∫(P - e^ε Q)_+ with P = (1-q)μ0 + qμ1, Q = μ0 (remove) and with P, Q swapped (add)."""
-    mix = lambda x: (1 - q) * pdf0(x) + q * pdf1(x)  # noqa: E731
+    mix = lambda x: (1 - q) * pdf0(x) + q * pdf1(x)
     remove = integrate.quad(lambda x: max(mix(x) - math.exp(eps) * pdf0(x), 0.0), lo, hi,
                             limit=1000, points=[0.0, 1.0])[0]
     add = integrate.quad(lambda x: max(pdf0(x) - math.exp(eps) * mix(x), 0.0), lo, hi,

@@ -10,12 +10,12 @@ import pytest
 torch = pytest.importorskip("torch")
 opacus = pytest.importorskip("opacus")
 
-from opacus.accountants import PRVAccountant, create_accountant  # noqa: E402
+from opacus.accountants import PRVAccountant, create_accountant
 
-from accountants.accountant import make_accountant  # noqa: E402
-from accountants.events import GaussianDpEvent, PoissonSampledDpEvent  # noqa: E402
-from accountants.ledger import Ledger  # noqa: E402
-from accountants.opacus import EVRAccountant  # noqa: E402
+from accountants.accountant import make_accountant
+from accountants.events import GaussianDpEvent, PoissonSampledDpEvent
+from accountants.ledger import Ledger
+from accountants.opacus import EVRAccountant
 
 pytestmark = pytest.mark.torch
 
@@ -73,7 +73,7 @@ def test_verified_epsilon_and_rigorous_fallback() -> None:
 def test_rejected_verification_reports_the_rigorous_accountant(monkeypatch) -> None:
     import dataclasses
 
-    import accountants.evr as evr
+    from accountants import evr
 
     real_verify = evr.verify
     monkeypatch.setattr(evr, "verify", lambda *a, **k: dataclasses.replace(
