@@ -36,8 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from privval import knn_shapley, tknn_shapley  # noqa: E402
-from privval.threshold import tau_from_validation  # noqa: E402
+from privval import knn_shapley, tknn_shapley
+from privval.threshold import tau_from_validation
 
 DEFAULT_PYDVL_PYTHON = os.environ.get("PRIVVAL_PYDVL_PYTHON", "/work/team/venv-bench/bin/python")
 
@@ -108,7 +108,7 @@ def bench_knn_vs_pydvl(n: int, m: int, d: int, k: int, repeat: int, python: str)
               f"separate venv and pass --pydvl-python)")
         return
     probe = subprocess.run([python, "-c", "import pydvl.valuation.methods"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         print(f"{head}; pyDVL comparison SKIPPED: {python} cannot import pyDVL "
               f"({probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else '?'})")
@@ -117,7 +117,7 @@ def bench_knn_vs_pydvl(n: int, m: int, d: int, k: int, repeat: int, python: str)
         for name, arr in (("xt", x_train), ("yt", y_train), ("xv", x_val), ("yv", y_val)):
             np.save(f"{folder}/{name}.npy", arr)
         run = subprocess.run([python, "-c", _PYDVL_SCRIPT, folder, str(k), str(repeat)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         if run.returncode != 0:
             print(f"{head}; pyDVL run FAILED:\n{run.stderr[-2000:]}")
             return
@@ -155,7 +155,7 @@ _MEMORY_SCRIPT = textwrap.dedent("""
 
 def bench_memory(n: int, m: int, d: int) -> None:
     run = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(ROOT), str(n), str(m),
-                          str(d)], capture_output=True, text=True)
+                          str(d)], capture_output=True, text=True, check=False)
     if run.returncode != 0:
         print(f"[3] memory run FAILED:\n{run.stderr[-2000:]}")
         return

@@ -130,10 +130,10 @@ class DemoResult:
         width = max(len("method"), *(len(r.method) for r in self.rows))
         pwidth = max(len("privacy"), *(len(r.privacy) for r in self.rows))
         lines = [
-            f"{self.dataset}: {self.n_train} training records ({self.n_flipped} labels flipped, "
-            f"{self.flip_fraction:.0%}), {self.n_val} validation records, {self.n_classes} "
-            f"classes; {self.metric} distance, tau = {self.tau:.4g} (from validation data "
-            f"only), k = {self.k}",
+            (f"{self.dataset}: {self.n_train} training records ({self.n_flipped} labels flipped, "
+             f"{self.flip_fraction:.0%}), {self.n_val} validation records, {self.n_classes} "
+             f"classes; {self.metric} distance, tau = {self.tau:.4g} (from validation data "
+             f"only), k = {self.k}"),
             f"{'method':<{width}}  {'privacy':<{pwidth}}  {'AUROC':>6}  {'time':>7}",
         ]
         for r in self.rows:

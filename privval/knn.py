@@ -29,6 +29,7 @@ the block size, the BLAS library or the device.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -229,9 +230,8 @@ def knn_shapley(
             v1 = min(m, v0 + val_block)
             dist = geom.tile(v0, v1, 0, n)
             cuts = np.linspace(0, v1 - v0, min(_SORT_THREADS, v1 - v0) + 1).astype(int)
-            parts = pool.map(lambda c: block_values(dist[c[0]:c[1]], v0 + c[0]),
-                             zip(cuts[:-1], cuts[1:]))
-            for part in parts:
+            rows = [dist[a:b] for a, b in itertools.pairwise(cuts)]
+            for part in pool.map(block_values, rows, [v0 + a for a in cuts[:-1]]):
                 values += part
             bar.update(v1 - v0)
     if reduce == "mean":

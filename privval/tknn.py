@@ -72,9 +72,8 @@ def _check_counts(value: Any, name: str, func: str) -> np.ndarray:
     requirement = "an array of non-negative integer counts"
     if arr.dtype.kind not in "iuf" or arr.dtype == bool:
         fail(name, func, requirement, arr, error=TypeError)
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            fail(name, func, requirement + " (float input must hold whole numbers)", arr)
+    if arr.dtype.kind == "f" and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
+        fail(name, func, requirement + " (float input must hold whole numbers)", arr)
     if np.any(arr < 0):
         fail(name, func, requirement, arr)
     return arr.astype(np.float64)

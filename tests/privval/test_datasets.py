@@ -59,7 +59,7 @@ def test_flipped_labels_spread_over_the_other_classes():
     # 4 classes each other class gets 1000 in expectation; 5.5 sd bounds the false alarm ~ 1e-7
     y = np.zeros(3000, dtype=int)
     y[:3] = [1, 2, 3]
-    noisy, flipped = flip_labels(y, 1.0, np.random.default_rng(5))
+    noisy, _ = flip_labels(y, 1.0, np.random.default_rng(5))
     counts = np.bincount(noisy[y == 0], minlength=4)
     assert counts[0] == 0
     sd = np.sqrt(2997 * (1 / 3) * (2 / 3))

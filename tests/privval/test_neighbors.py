@@ -133,8 +133,8 @@ def test_torch_device_equals_numpy(rng, metric):
 
 
 def _good():
-    return dict(x_train=np.zeros((3, 2)) + np.arange(3)[:, None], y_train=[0, 1, 0],
-                x_val=np.ones((2, 2)), y_val=[1, 0], tau=1.0)
+    return {"x_train": np.zeros((3, 2)) + np.arange(3)[:, None], "y_train": [0, 1, 0],
+            "x_val": np.ones((2, 2)), "y_val": [1, 0], "tau": 1.0}
 
 
 @pytest.mark.parametrize(
