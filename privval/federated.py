@@ -505,7 +505,8 @@ class Coordinator:
 
     # ----------------------------------------------------------------- calibration
     def _calibrate(self) -> tuple[float, Any, float, Any, float | None]:
-        from accountants import events as ev
+        """σ for both targets, the events at that σ and the ε each one actually reaches."""
+        from accountants.calibrate import calibrate
         from privval.distributed import _calibrate_sigma, _count_event, _epsilon_of
 
         t = self.n_val_used
@@ -513,18 +514,14 @@ class Coordinator:
                                  self.accountant)
         p_event, p_claimed = None, None
         if self.participant_cap is not None:
-            from accountants.calibrate import calibrate
-
-            cap = self.participant_cap
-            sigma_p = float(calibrate(lambda s: self._participant_event(s), self.participant_epsilon,
+            sigma_p = float(calibrate(self._participant_event, self.participant_epsilon,
                                       self.participant_delta, accountant=self.accountant))
             sigma = max(sigma, sigma_p)
             p_event = self._participant_event(sigma)
             p_claimed = _epsilon_of(p_event, self.participant_delta, self.accountant)
-            logger.debug("participant-level: cap=%d sigma_p=%.4g", cap, sigma_p)
+            logger.debug("participant level: cap=%d, sigma_p=%.4g", self.participant_cap, sigma_p)
         event = _count_event(sigma, self.sampling_rate, t, self.noise)
         claimed = _epsilon_of(event, self.delta, self.accountant)
-        del ev
         return sigma, event, claimed, p_event, p_claimed
 
     def _participant_event(self, sigma: float) -> Any:
