@@ -83,6 +83,15 @@ def _real(value: Any, name: str, owner: str, low: float, high: float,
     return float(value)
 
 
+def _check_count(value: Any, name: str, owner: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must be an int in [{low}, inf). "
+            f"Got {value!r} instead."
+        )
+    return int(value)
+
+
 def _check_plan_args(delta_b: Any, tau: Any, p: Any, owner: str) -> tuple[float, float, float]:
     delta_b = _real(delta_b, "delta_b", owner, 0.0, 1.0)
     tau = _real(tau, "tau", owner, 1.0, math.inf)
@@ -518,6 +527,9 @@ def evr_release(
     p = target_delta / 10.0 if p is None else _real(p, "p", owner, 0.0, target_delta)
     kappa = _real(kappa, "kappa", owner, 1.0, math.inf)
     margin_se = _real(margin_se, "margin_se", owner, 0.0, math.inf, open_low=False)
+    n_estimate = _check_count(n_estimate, "n_estimate", owner, 2)
+    importance_factor = _real(importance_factor, "importance_factor", owner, 1.0, math.inf,
+                              open_low=False)
     delta_b = (target_delta - p) / tau * _SHRINK
     steps = _supported_plan(event, owner)
     if ledger is not None and not isinstance(dataset, str):
@@ -711,11 +723,8 @@ def calibrate_noise(
     kappa = _real(kappa, "kappa", owner, 1.0, math.inf)
     growth = _real(growth, "growth", owner, 1.0, math.inf)
     rtol = _real(rtol, "rtol", owner, 0.0, 1.0)
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ValueError(
-            f"The 'max_attempts' parameter of {owner} must be an int in [1, inf). "
-            f"Got {max_attempts!r} instead."
-        )
+    max_attempts = _check_count(max_attempts, "max_attempts", owner, 1)
+    n_estimate = _check_count(n_estimate, "n_estimate", owner, 2)
     delta_b = (target_delta - p) / tau * _SHRINK
     estimate_rng, verify_rng = _split_rng(rng)
     crn_seed, _ = _seed_from(estimate_rng)

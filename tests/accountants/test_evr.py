@@ -264,6 +264,8 @@ def test_release_without_ledger_and_with_csprng() -> None:
         ({"event": PTRDpEvent(1.0, 1e-6, 0.5, 2.0, 10.0, None, 0.0)}, UnsupportedEventError, "evr_release"),
         ({"ledger": object()}, ValueError, "dataset"),
         ({"seeded": 1}, TypeError, "seeded"),
+        ({"n_estimate": 1}, ValueError, "n_estimate"),
+        ({"importance_factor": 0.5}, ValueError, "importance_factor"),
     ],
 )
 def test_evr_release_bad_input(kwargs, err, match) -> None:
