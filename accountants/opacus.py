@@ -155,7 +155,9 @@ class EVRAccountant(IAccountant):
             it if accepted (guarantee (ε, delta)); otherwise the ``fallback_accountant``'s
             rigorous ε at ``delta``. The certificate is kept in ``last_certificate``. The
             verifier draws ``plan_samples(δ_b, τ, p).n_samples`` T-step paths: expensive
-            for small δ.
+            for small δ. Each call is one verification attempt and spends its own p:
+            calling again after a rejection (hoping for acceptance) adds p per call, which
+            the returned (ε, delta) does not include.
         tau, p, kappa : float
             Verifier slack, false-positive bound (default delta/10) and utility margin.
         fallback_accountant : str, default "pld"
