@@ -240,6 +240,21 @@ def test_bad_input_fails_before_anything_is_charged(data, tmp_path):
     assert ledger.history("d") == []
 
 
+def test_refused_charge_releases_nothing(data, tmp_path, monkeypatch):
+    from accountants.ledger import BudgetExceededError
+
+    x, y, xv, yv = data
+    ledger = _ledger(tmp_path, epsilon=0.5)
+    draws = []
+    monkeypatch.setattr(noise_module, "sample_discrete_gaussian",
+                        lambda *a, **k: draws.append(1) or np.zeros(a[1], dtype=np.int64))
+    xd, yd = _chunked(x, y, 3)
+    with dask.config.set(scheduler="synchronous"), pytest.raises(BudgetExceededError):
+        dask_dp_tknn_shapley(xd, yd, xv, yv, tau=TAU, epsilon=1.0, delta=1e-5, ledger=ledger,
+                             dataset="d", accountant="rdp")
+    assert draws == [] and ledger.history("d") == []
+
+
 def test_missing_dask_names_the_extra(monkeypatch, data):
     x, y, xv, yv = data
     monkeypatch.setitem(sys.modules, "dask.array", None)
