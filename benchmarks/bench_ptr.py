@@ -207,6 +207,7 @@ def utility(out: list[str], results: Path, reps: int) -> None:
 
     fig, axes = plt.subplots(1, len(curves), figsize=(11, 4))
     for ax, (name, by_label) in zip(np.atleast_1d(axes), curves.items()):
+        ax.set_prop_cycle(color=plt.cm.tab20(np.linspace(0, 1, len(by_label))))
         for label, maes in by_label.items():
             style = "k-o" if label.startswith("Gaussian") else ("--" if "direct" in label else "-")
             ax.semilogy(epsilons, maes, style, label=label, markersize=3)
