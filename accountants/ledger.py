@@ -1015,13 +1015,18 @@ class Ledger:
         if state.relation is None:
             state.relation = charges[0]["neighboring_relation"]
         triples = []
+        decoded: dict[str, Any] = {}  # histories repeat a few mechanisms: decode each once
         for c in charges:
             if c["neighboring_relation"] != state.relation:
                 raise LedgerCorruptError(
                     f"Ledger row {c['id']} uses neighbouring relation {c['neighboring_relation']!r} "
                     f"but dataset {state.budget.dataset!r} is accounted under {state.relation!r}."
                 )
-            triples.append((_events.from_dict(c["event"]), _canonical(c["event"]), _scope_key(c.get("scope"))))
+            key = _canonical(c["event"])
+            event = decoded.get(key)
+            if event is None:
+                event = decoded[key] = _events.from_dict(c["event"])
+            triples.append((event, key, _scope_key(c.get("scope"))))
         groups = _group(triples)
         for name in self._names(state.budget):
             if name in state.unsupported:
