@@ -12,7 +12,7 @@ Exit codes
 ----------
 0 success; 1 internal error (a bug: please report it); 2 bad input (the message says what to
 fix); 3 privacy budget refused (nothing was spent, nothing released); 4 the ledger failed
-verification (it was altered or corrupted).
+verification, or any command found it altered or corrupted.
 
 Every command takes ``--json`` (one JSON object on stdout, errors included, for scripts) and
 ``--quiet`` (no progress bars, no chatter). Progress bars go to stderr and are off when stderr is
@@ -71,6 +71,9 @@ def _translate(exc: BaseException) -> CliError:
             f"{exc} Nothing was released. Ask for a smaller --epsilon, or "
             f"raise the cap with 'privval budget set' only if your data policy allows it.",
             EXIT_BUDGET_REFUSED, "budget_refused")
+    if type(exc).__name__ == "LedgerCorruptError":
+        return CliError(f"{exc} Restore the ledger from a backup ('privval ledger verify' "
+                        f"names the first altered row).", EXIT_LEDGER_BROKEN, "ledger_broken")
     if any(c.__name__ == "LedgerError" for c in type(exc).__mro__):
         return CliError(f"{exc} Check the --ledger path (or $PRIVVAL_LEDGER).", EXIT_BAD_INPUT)
     if isinstance(exc, sqlite3.DatabaseError):
@@ -549,10 +552,13 @@ _REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".json": "json", ".md": "ma
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the report (default: privval-report.<ext> next to the ledger).")
 @click.option("--dataset", default=None, help="Only this dataset (default: every dataset).")
+@click.option("--compare", multiple=True, type=click.Choice(["rdp", "pld", "mc"]),
+              help="Accountants shown side by side (repeatable; default rdp, pld and the Monte "
+                   "Carlo estimate mc).")
 @_ledger_option
 @_output_options
-def report(fmt: str | None, out_path: str | None, dataset: str | None, ledger_path: str,
-           as_json: bool, quiet: bool) -> None:
+def report(fmt: str | None, out_path: str | None, dataset: str | None, compare: tuple[str, ...],
+           ledger_path: str, as_json: bool, quiet: bool) -> None:
     """Write a compliance report: budgets, every release and its guarantee, the chain check."""
     _setup(as_json)
     if fmt is None:
@@ -568,7 +574,8 @@ def report(fmt: str | None, out_path: str | None, dataset: str | None, ledger_pa
             _require_budget(ledger, dataset, ledger_path)
         from accountants.report import render_report
 
-        render_report(ledger, dataset=dataset, format=fmt, path=out_path)
+        render_report(ledger, dataset=dataset, format=fmt, path=out_path,
+                      **({"accountants": compare} if compare else {}))
     _emit(as_json, {"ledger": ledger_path, "format": fmt, "out": out_path},
           [f"Wrote the {fmt} report for {dataset or 'every dataset'} to {out_path}."])
 

@@ -1,8 +1,10 @@
-"""The command line end to end: real subprocesses on files the tests write.
+"""The command line end to end, on files the tests write.
 
-Each test runs ``python -m privval ...`` in a temporary directory, so what is checked is what a
-user gets: the files written, stdout/stderr and the exit code (0 ok, 1 internal error, 2 bad
-input, 3 budget refused, 4 ledger verification failed).
+The main flows run ``python -m privval ...`` in a real subprocess in a temporary directory, so
+what is checked is what a user gets: the files written, stdout/stderr and the exit code (0 ok,
+1 internal error, 2 bad input, 3 budget refused, 4 ledger verification failed). The matrix of
+bad inputs runs the same ``main`` in-process through click's runner (same parsing, same exit
+codes, same messages) because each subprocess pays the package's import time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,6 +30,21 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
     env.pop("PRIVVAL_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "privval", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def invoke(*args: str, cwd: Path) -> Any:
+    """Run ``privval ARGS`` in-process as the console script would (standalone mode)."""
+    from click.testing import CliRunner
+
+    from privval.cli import main
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner(env={"PRIVVAL_LEDGER": str(cwd / "ledger.db"), "PRIVVAL_DEBUG": None}).invoke(
+            main, list(args), prog_name="privval")
+    finally:
+        os.chdir(old)
 
 
 def _blobs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,9 +77,9 @@ def test_help_lists_every_subcommand_and_exit_codes(tmp_path) -> None:
     for command in ("value", "budget", "ledger", "report", "demo"):
         assert command in result.stdout
     assert "3 budget refused" in result.stdout
-    assert run_cli("--version", cwd=tmp_path).stdout.strip().endswith("0.1.0")
-    assert "set" in run_cli("budget", "--help", cwd=tmp_path).stdout
-    assert "verify" in run_cli("ledger", "--help", cwd=tmp_path).stdout
+    assert invoke("--version", cwd=tmp_path).output.strip().endswith("0.1.0")
+    assert "set" in invoke("budget", "--help", cwd=tmp_path).output
+    assert "verify" in invoke("ledger", "--help", cwd=tmp_path).output
 
 
 BAD_INPUTS = [
@@ -101,17 +119,18 @@ def test_bad_input_exits_2_and_says_what_to_fix(data, args, files, fragments) ->
     cwd = data["dir"]
     for name, text in files.items():
         (cwd / name).write_text(text, encoding="utf-8")
-    result = run_cli("value", *args, cwd=cwd)
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    result = invoke("value", *args, cwd=cwd)
+    assert result.exit_code == 2, (result.exit_code, result.output)
     for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
-    assert "Traceback" not in result.stderr
+        assert fragment in result.output, (fragment, result.output)
+    assert "Traceback" not in result.output
     assert not (cwd / "values.csv").exists()
 
 
-def test_errors_are_json_under_json(data) -> None:
+def test_bad_input_in_a_real_process_exits_2_with_json_error(data) -> None:
     result = run_cli("value", "--train", "missing.csv", "--val", "val.csv", "--json", cwd=data["dir"])
     assert result.returncode == 2
+    assert "Error: Data file 'missing.csv' does not exist" in result.stderr
     payload = json.loads(result.stdout)
     assert payload["ok"] is False
     assert payload["error"]["exit_code"] == 2
@@ -119,26 +138,174 @@ def test_errors_are_json_under_json(data) -> None:
 
 
 def test_commands_on_a_missing_ledger_say_how_to_create_it(tmp_path) -> None:
-    for args in (["budget", "show"], ["ledger", "verify"], ["report", "--out", "r.html"]):
-        result = run_cli(*args, "--ledger", "nowhere.db", cwd=tmp_path)
-        assert result.returncode == 2, (args, result.stderr)
-        assert "No ledger at 'nowhere.db'" in result.stderr
-        assert "privval budget set" in result.stderr
+    for args in (["budget", "show"], ["ledger", "verify"], ["report", "--out", "r.html"],
+                 ["value", "--train", "t.csv", "--val", "t.csv", "--tau", "1", "--epsilon", "1",
+                  "--delta", "1e-5"]):
+        (tmp_path / "t.csv").write_text("a,y\n1,0\n2,1\n", encoding="utf-8")
+        result = invoke(*args, "--ledger", "nowhere.db", cwd=tmp_path)
+        assert result.exit_code == 2, (args, result.output)
+        assert "No ledger at 'nowhere.db'" in result.output
+        assert "privval budget set" in result.output
         assert not (tmp_path / "nowhere.db").exists()
 
 
 def test_internal_errors_exit_1_and_ask_for_a_report(monkeypatch, tmp_path) -> None:
-    from click.testing import CliRunner
-
     import privval.io
-    from privval.cli import main
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(privval.io, "read_labeled", broken)
-    monkeypatch.delenv("PRIVVAL_DEBUG", raising=False)
-    result = CliRunner().invoke(main, ["value", "--train", "a.csv", "--val", "b.csv"])
+    result = invoke("value", "--train", "a.csv", "--val", "b.csv", cwd=tmp_path)
     assert result.exit_code == 1
     assert "Internal error (RuntimeError: boom)" in result.output
     assert "bug in privval" in result.output
+
+
+def _read_values(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.loadtxt(path, delimiter=",", skiprows=1)
+    assert path.read_text().splitlines()[0] == "index,value,rank"
+    np.testing.assert_array_equal(rows[:, 0], np.arange(rows.shape[0]))
+    return rows[:, 1], rows[:, 2].astype(int)
+
+
+def test_value_without_epsilon_is_exact_tknn_and_finds_flipped_labels(data) -> None:
+    from privval.threshold import tau_from_validation
+    from privval.tknn import tknn_shapley
+
+    cwd = data["dir"]
+    result = invoke("value", "--train", "train.csv", "--val", "val.csv", "--json", cwd=cwd)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    tau = tau_from_validation(data["x_val"])
+    assert payload["ok"] and payload["private"] is False and payload["guarantee"] is None
+    assert payload["tau"] == pytest.approx(tau) and payload["tau_source"] == "auto"
+    values, ranks = _read_values(cwd / "values.csv")
+    expected = tknn_shapley(data["x_train"], data["y_train"], data["x_val"], data["y_val"], tau=tau)
+    np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.sort(ranks), np.arange(1, 81))
+    assert values[ranks == 1][0] == values.max()
+    assert [r["index"] for r in payload["bottom"][:1]] == [int(np.argmin(values))]
+    assert values[data["flipped"]].mean() < values[~data["flipped"]].mean()
+
+    # Same data as .npy (label = last column), cosine, a fixed tau, JSON output file.
+    result = invoke("value", "--train", "train.npy", "--val", "val.npy", "--metric", "cosine",
+                    "--tau", "0.2", "--out", "v.json", "--quiet", cwd=cwd)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((cwd / "v.json").read_text())
+    expected = tknn_shapley(data["x_train"], data["y_train"], data["x_val"], data["y_val"],
+                            tau=0.2, metric="cosine")
+    np.testing.assert_allclose([r["value"] for r in rows], expected, rtol=0, atol=1e-12)
+    assert "NOT differentially private" in result.output
+    assert "Most valuable" not in result.output
+
+
+def _ledger_state(cwd: Path) -> dict[str, Any]:
+    result = run_cli("budget", "show", "--dataset", "patients", "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["datasets"][0]
+
+
+def test_budgeted_private_release_refusal_verify_report_and_tamper(data) -> None:
+    cwd = data["dir"]
+    result = run_cli("budget", "set", "--dataset", "patients", "--epsilon", "1.2", "--delta", "1e-5",
+                     "--data", "train.csv", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "Budget for 'patients'" in result.stdout and (cwd / "ledger.db").exists()
+
+    result = run_cli("value", "--train", "train.csv", "--val", "val.csv", "--dataset", "patients",
+                     "--epsilon", "1", "--delta", "1e-5", "--tau", "2.5", "--seed", "7", "--json",
+                     "--purpose", "audit 2026", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    g = payload["guarantee"]
+    assert 0 < g["epsilon"] <= 1 and g["delta"] == 1e-5 and g["accountant"] == "pld"
+    assert payload["seeded"] is True and payload["tau"] == 2.5
+    values, _ = _read_values(cwd / "values.csv")
+    assert values.shape == (80,) and np.isfinite(values).all()
+    state = _ledger_state(cwd)
+    assert state["charges"] == 1
+    assert state["spent"]["epsilon"] == pytest.approx(g["epsilon"], rel=1e-6)
+    assert state["cap"]["fingerprint"]
+
+    # A second release at ε = 1 would pass the cap (1 ⊕ 1 > 1.2 under any accountant): refused with exit 3, nothing spent or written.
+    (cwd / "values.csv").unlink()
+    result = run_cli("value", "--train", "train.csv", "--val", "val.csv", "--dataset", "patients",
+                     "--epsilon", "1", "--delta", "1e-5", "--tau", "2.5", cwd=cwd)
+    assert result.returncode == 3, result.stderr
+    assert "Privacy budget of dataset 'patients' exceeded" in result.stderr
+    assert "Nothing was released" in result.stderr and "smaller --epsilon" in result.stderr
+    assert not (cwd / "values.csv").exists()
+    after = _ledger_state(cwd)
+    assert after["charges"] == 1 and after["spent"] == state["spent"]
+
+    result = run_cli("ledger", "verify", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "hash chain verified" in result.stdout
+
+    result = run_cli("report", "--format", "html", "--out", "report.html", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "audit 2026" in (cwd / "report.html").read_text(encoding="utf-8")
+    for fmt, name in (("json", "report.json"), ("markdown", "report.md")):
+        result = invoke("report", "--format", fmt, "--out", name, "--dataset", "patients", cwd=cwd)
+        assert result.exit_code == 0, result.output
+    report = json.loads((cwd / "report.json").read_text(encoding="utf-8"))
+    assert "audit 2026" in json.dumps(report)
+    assert "audit 2026" in (cwd / "report.md").read_text(encoding="utf-8")
+    result = invoke("report", "--out", "report.md", "--dataset", "nobody", cwd=cwd)
+    assert result.exit_code == 2 and "No privacy budget is set for dataset 'nobody'" in result.output
+
+    # Edit the released charge's purpose behind the ledger's back: verification must fail (4).
+    import sqlite3
+
+    with sqlite3.connect(cwd / "ledger.db") as conn:
+        conn.execute("DROP TRIGGER IF EXISTS entries_no_update")
+        row_id = conn.execute("SELECT id FROM entries WHERE content LIKE '%audit 2026%' "
+                              "ORDER BY id LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE entries SET content = replace(content, 'audit 2026', 'audit 2025') "
+                     "WHERE id = ?", (row_id,))
+    conn.close()
+    result = run_cli("ledger", "verify", cwd=cwd)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert "FAILED verification" in result.stderr and str(row_id) in result.stderr
+    result = invoke("budget", "show", cwd=cwd)
+    assert result.exit_code == 4 and "Restore the ledger from a backup" in result.output
+
+
+def test_budget_commands_reject_bad_values(tmp_path) -> None:
+    cases = [
+        (["budget", "set", "--dataset", "d", "--epsilon", "0", "--delta", "1e-5"], "--epsilon"),
+        (["budget", "set", "--dataset", "d", "--epsilon", "1", "--delta", "-1"], "--delta"),
+        (["budget", "set", "--dataset", "d", "--epsilon", "1"], "Missing option '--delta'"),
+        (["budget", "set", "--dataset", "d", "--epsilon", "1", "--delta", "1e-5", "--ledger",
+          str(tmp_path / "no" / "l.db")], "does not exist"),
+    ]
+    for args, fragment in cases:
+        result = invoke(*args, cwd=tmp_path)
+        assert result.exit_code == 2, (args, result.output)
+        assert fragment in result.output, (fragment, result.output)
+    assert invoke("budget", "set", "--dataset", "d", "--epsilon", "1", "--delta", "1e-5",
+                  cwd=tmp_path).exit_code == 0
+    shown = invoke("budget", "show", cwd=tmp_path)
+    assert shown.exit_code == 0 and "d: cap ε=1 at δ=1e-05 (pld), spent ε=0" in shown.output
+    (tmp_path / "junk.db").write_text("not a database", encoding="utf-8")
+    result = invoke("ledger", "verify", "--ledger", "junk.db", cwd=tmp_path)
+    assert result.exit_code == 4 and "not a readable SQLite database" in result.output
+    assert (tmp_path / "junk.db").read_text(encoding="utf-8") == "not a database"
+
+
+@pytest.mark.slow
+def test_demo_is_the_main_job(tmp_path) -> None:
+    result = run_cli("demo", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    rows = payload["demo"]["rows"]
+    assert [r["method"] for r in rows[:3]] == ["TKNN-Shapley", "KNN-Shapley", "KNN-Shapley (soft label)"]
+    private = [r for r in rows if r["method"] == "DP-TKNN-Shapley"]
+    assert [p["privacy"] for p in private] == [f"(ε={e:g}, δ=1e-05)-DP" for e in (0.1, 0.5, 1, 4)]
+    assert all(r["auroc"] > 0.9 for r in rows), rows
+    info = payload["private"]
+    assert "exceeded" in info["refused"]
+    ledger, report = Path(tmp_path / info["ledger_path"]), Path(tmp_path / info["report_path"])
+    assert ledger.parent == report.parent == tmp_path / "privval-demo"
+    assert ledger.exists() and "<html" in report.read_text(encoding="utf-8").lower()
