@@ -24,6 +24,7 @@ Run: ``python benchmarks/bench_monte_carlo.py [--full-verify] [--out benchmarks/
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         (
             f"python {platform.python_version()}, numpy {np.__version__}, dp-accounting "
             f"{getattr(dp_accounting, '__version__', '?')}, {platform.machine()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine)"
         ),
         "",
     ]
