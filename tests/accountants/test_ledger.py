@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 
 from accountants import ledger as ledger_module
+from accountants import accountant as registry
 from accountants.accountant import (
     Accountant,
     UnsupportedEventError,
+    available_accountants,
     make_accountant,
     register_accountant,
 )
@@ -65,7 +67,24 @@ class _PureLaplaceAccountant(Accountant):
         self._eps = state
 
 
-register_accountant(PURE, _PureLaplaceAccountant, overwrite=True)
+class _AddRemoveOnly(_PureLaplaceAccountant):
+    """The same, but refusing to be built for any relation other than add/remove one."""
+
+    name = "test-add-remove-only"
+
+    def __init__(self, neighboring_relation="add_or_remove_one") -> None:
+        super().__init__(neighboring_relation)
+        if self.neighboring_relation.name != "ADD_OR_REMOVE_ONE":
+            raise ValueError("only add_or_remove_one")
+
+
+@pytest.fixture(autouse=True)
+def _test_accountants(monkeypatch):
+    """Register the test accountants in a copy of the registry, so no other test sees them."""
+    available_accountants()  # load the built-in providers into the real registry first
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_accountant(PURE, _PureLaplaceAccountant)
+    register_accountant(_AddRemoveOnly.name, _AddRemoveOnly)
 
 
 def _sha(path) -> str:
@@ -188,18 +207,6 @@ def test_recorded_accountant_that_cannot_replay_records_none(path):
     ledger.set_budget("d", epsilon=10.0, delta=1e-5, accountant="rdp")
     entry = _charge(ledger, event=GaussianDpEvent(5.0))
     assert entry.epsilons == {"rdp": pytest.approx(make_accountant("rdp").compose(GaussianDpEvent(5.0)).get_epsilon(1e-5)), PURE: None}
-
-
-class _AddRemoveOnly(_PureLaplaceAccountant):
-    name = "test-add-remove-only"
-
-    def __init__(self, neighboring_relation="add_or_remove_one") -> None:
-        super().__init__(neighboring_relation)
-        if self.neighboring_relation.name != "ADD_OR_REMOVE_ONE":
-            raise ValueError("only add_or_remove_one")
-
-
-register_accountant(_AddRemoveOnly.name, _AddRemoveOnly, overwrite=True)
 
 
 def test_recorded_accountant_that_rejects_the_relation_records_none(path):
