@@ -245,13 +245,22 @@ def _ball_tile(
         return
     r = geom.tile(v0, v1, t0, t1)
     tol = geom.tolerance(v0, v1, t0, t1)
-    np.less_equal(r, -tol, out=out)
-    band = r <= tol
-    np.not_equal(band, out, out=band)  # -tol < r <= tol: the fast product cannot decide
-    if not band.any():
+    np.less_equal(r, tol, out=out)  # every pair that may be in the ball
+    n_cand = np.count_nonzero(out)
+    if n_cand == 0:
         return
-    # flatnonzero is much faster than the 2-D nonzero on a sparse mask
-    rows, cols = np.divmod(np.flatnonzero(band), band.shape[1])
+    # The band -tol < r <= tol, where the fast product cannot decide. (flatnonzero is much
+    # faster than a 2-D nonzero.) Small balls: look only at the candidates.
+    if 8 * n_cand <= out.size:
+        flat = np.flatnonzero(out)
+        flat = flat[r.reshape(-1)[flat] > -tol]
+    else:
+        band = r > -tol
+        band &= out
+        flat = np.flatnonzero(band)
+    if flat.size == 0:
+        return
+    rows, cols = np.divmod(flat, out.shape[1])
     dist = geom.reference(rows + v0, cols + t0, budget)
     tau = math.sqrt(geom.offset) if geom.metric == "euclidean" else geom.offset
     out[rows, cols] = dist <= tau

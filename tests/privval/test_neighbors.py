@@ -61,18 +61,24 @@ def test_counts_match_direct_oracle_with_tau_on_pair_distances(rng, dtype, metri
     assert got.sum() > 0
 
 
-def test_float32_boundary_pairs_decided_exactly(rng):
-    # Many pairs whose float64 distance equals tau exactly: duplicated validation rows at an
-    # exact float32-representable offset from training rows.
-    xt = rng.normal(size=(200, 16)).astype(np.float32) * np.float32(30.0)
-    shift = np.zeros(16, dtype=np.float32)
-    shift[0] = np.float32(0.75)
-    xv = xt[:50] + shift  # 50 pairs at the same distance, up to float32 rounding
-    tau = float(_pair_distance(xt, xv, 0, 0))
-    yt = np.zeros(200, dtype=int)
-    yv = np.zeros(50, dtype=int)
-    got = neighbor_counts(xt, yt, xv, yv, tau=tau)
-    np.testing.assert_array_equal(got, _oracle_counts(xt, yt, xv, yv, tau))
+def test_float32_pairs_just_inside_and_outside_tau_are_decided_exactly(rng):
+    # Integer features in float32 make every reference distance exact. Validation points sit
+    # at distance exactly 5, just above (25 + 2**-20 squared) and just below 5 from a training
+    # point: all far inside the float32 rounding band of |x|^2 ~ 1e7, so the fast product alone
+    # cannot separate them.
+    xt = rng.integers(-1000, 1000, size=(300, 16)).astype(np.float32)
+    on = np.zeros(16, np.float32)
+    on[:2] = [3.0, 4.0]
+    above = on.copy()
+    above[2] = 2.0**-10
+    below = on.copy()
+    below[1] = 4.0 - 2.0**-10
+    xv = np.vstack([xt[:50] + on, xt[50:100] + above, xt[100:150] + below])
+    yt = rng.integers(0, 2, 300)
+    yv = rng.integers(0, 2, 150)
+    got = neighbor_counts(xt, yt, xv, yv, tau=5.0)
+    np.testing.assert_array_equal(got, _oracle_counts(xt, yt, xv, yv, 5.0))
+    assert got[:50].sum() == 50 and got[50:100].sum() == 0 and got[100:].sum() == 50
 
 
 def test_counts_are_additive_over_training_parts(rng):
