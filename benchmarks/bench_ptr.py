@@ -117,7 +117,7 @@ def _values() -> dict[str, np.ndarray]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gaussian_sigma(epsilon: float, delta: float) -> float:
     return calibrate(lambda s: GaussianDpEvent(s), epsilon, delta, accountant="pld")
 
@@ -133,7 +133,7 @@ def utility(out: list[str], results: Path, reps: int) -> None:
     curves: dict[str, dict[str, list[float]]] = {}
     for name, v in values.items():
         n = len(v)
-        t = int(math.floor(TRIM_FRACTION * n))
+        t = math.floor(TRIM_FRACTION * n)
         gs1 = (hi - lo) / n
         gs2 = (hi - lo) / (n - 2 * t)
         true_mean = float(v.mean())
@@ -148,10 +148,11 @@ def utility(out: list[str], results: Path, reps: int) -> None:
         curves[name] = {}
         rows: dict[str, list[str]] = {}
 
-        def record(label: str, eps_index: int, mae: float, rate: float | None) -> None:
+        def record(label: str, eps_index: int, mae: float, rate: float | None,
+                   rows: dict = rows, curve: dict = curves[name]) -> None:
             cells = rows.setdefault(label, [""] * len(epsilons))
             cells[eps_index] = f"{mae:.3e}" + ("" if rate is None else f" ({rate:.2f})")
-            curves[name].setdefault(label, [math.nan] * len(epsilons))[eps_index] = mae
+            curve.setdefault(label, [math.nan] * len(epsilons))[eps_index] = mae
 
         rng = np.random.default_rng(11)
         for k, eps in enumerate(epsilons):
@@ -226,8 +227,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    out = [f"bench_ptr on {platform.platform()}, Python {sys.version.split()[0]}, "
-           f"numpy {np.__version__}"]
+    out = [(f"bench_ptr on {platform.platform()}, Python {sys.version.split()[0]}, "
+           f"numpy {np.__version__}")]
     start = time.perf_counter()
     accounting(out, args.out)
     utility(out, args.out, args.reps)

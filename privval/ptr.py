@@ -44,7 +44,12 @@ from typing import Any
 import numpy as np
 
 from accountants.events import PTRDpEvent
-from accountants.noise import NoiseSource, make_noise_source, sample_gaussian, sample_laplace
+from accountants.noise import (
+    NoiseSource,
+    make_noise_source,
+    sample_gaussian,
+    sample_laplace,
+)
 from privval._validation import check_choice, check_int, check_positive_float, fail
 
 __all__ = [
@@ -113,7 +118,7 @@ def _resolve_trim(statistic: str, trim: Any, n: int, func: str) -> int:
     else:
         if not 0 <= trim < 0.5:
             fail("trim", func, "an int count or a float fraction in [0, 0.5)", trim)
-        t = int(math.floor(float(trim) * n))
+        t = math.floor(float(trim) * n)
         t = min(t, (n - 1) // 2)
     return t
 

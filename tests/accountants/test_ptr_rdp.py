@@ -296,8 +296,8 @@ def test_ptr_composes_with_other_events_in_one_rdp_accountant() -> None:
 # --------------------------------------------------------------------------- reductions
 def test_reductions() -> None:
     a = ALPHAS
-    base = dict(test_scale=1.0, delta0=1e-4, proposed_bound=0.5, sigma_pass=1.0,
-                global_sensitivity_pass=3.0, sigma_fail=2.0, global_sensitivity_fail=1.0)
+    base = {"test_scale": 1.0, "delta0": 1e-4, "proposed_bound": 0.5, "sigma_pass": 1.0,
+            "global_sensitivity_pass": 3.0, "sigma_fail": 2.0, "global_sensitivity_fail": 1.0}
     # β ≥ GS2: the Gaussian mechanism (sensitivity GS2) plus the test term.
     e = PTRDpEvent(**{**base, "proposed_bound": 5.0, "sigma_fail": None,
                       "global_sensitivity_fail": 0.0})
@@ -331,8 +331,8 @@ def test_reductions() -> None:
 
 
 def test_shape_and_monotonicity() -> None:
-    base = dict(test_scale=1.0, delta0=1e-4, proposed_bound=0.5, sigma_pass=1.0,
-                global_sensitivity_pass=3.0, sigma_fail=2.0, global_sensitivity_fail=1.0)
+    base = {"test_scale": 1.0, "delta0": 1e-4, "proposed_bound": 0.5, "sigma_pass": 1.0,
+            "global_sensitivity_pass": 3.0, "sigma_fail": 2.0, "global_sensitivity_fail": 1.0}
     grid = np.linspace(1.01, 40, 400)
     eps = ptr_rdp(PTRDpEvent(**base), grid)
     assert np.all(np.diff(eps) >= -1e-12)

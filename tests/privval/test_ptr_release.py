@@ -251,8 +251,9 @@ def _ledger(tmp_path, epsilon=5.0):
 def test_release_is_charged_to_the_ledger_before_it_is_returned(tmp_path):
     ledger_mod, ledger = _ledger(tmp_path, epsilon=8.0)
     x = np.random.default_rng(0).uniform(0, 1, 501)
-    kwargs = dict(bounds=(0, 1), proposed_bound=0.001, test_scale=2.0, delta0=1e-8,
-                  sigma_pass=0.002, sigma_fail=0.004, trim=50, ledger=ledger, dataset="values")
+    kwargs = {"bounds": (0, 1), "proposed_bound": 0.001, "test_scale": 2.0, "delta0": 1e-8,
+              "sigma_pass": 0.002, "sigma_fail": 0.004, "trim": 50, "ledger": ledger,
+              "dataset": "values"}
     r = ptr_release(x, "trimmed_mean", purpose="trimmed mean value", **kwargs)
     history = ledger.history("values")
     assert len(history) == 1 and history[0].id == r.ledger_entry
@@ -314,8 +315,8 @@ def test_value_summary_with_string_groups_and_median():
     assert s.values() == pytest.approx({"s1": 0.1, "s2": 0.4}, abs=1e-4)
 
 
-GOOD = dict(bounds=(0, 1), proposed_bound=0.1, test_scale=1.0, delta0=1e-3, sigma_pass=0.1,
-            sigma_fail=0.1)
+GOOD = {"bounds": (0, 1), "proposed_bound": 0.1, "test_scale": 1.0, "delta0": 1e-3,
+        "sigma_pass": 0.1, "sigma_fail": 0.1}
 
 
 @pytest.mark.parametrize(
