@@ -645,9 +645,11 @@ def _value_graph(
 
 
 def _n_classes(labels_train: np.ndarray, y_val: np.ndarray, n_classes: Any, func: str) -> int:
-    seen = int(np.unique(np.concatenate([np.asarray(labels_train).astype(y_val.dtype)
-                                         if y_val.dtype.kind in "US" else
-                                         np.asarray(labels_train), y_val])).shape[0])
+    """Distinct labels of training and validation together (as the in-memory path counts)."""
+    train = np.asarray(labels_train)
+    if y_val.dtype.kind in "US":
+        train, y_val = train.astype(str), y_val.astype(str)
+    seen = int(np.unique(np.concatenate([train, y_val])).shape[0])
     if n_classes is None:
         return seen
     return check_int(n_classes, "n_classes", func, minimum=max(seen, 1))
