@@ -150,3 +150,18 @@ def test_bad_arguments(ledger):
         render_report("ledger.db")
     with pytest.raises(TypeError, match="accountants"):
         render_report(ledger, accountants="rdp")
+
+
+def test_dataset_without_charges_and_empty_ledger(tmp_path):
+    ledger = Ledger(tmp_path / "empty.db", record=("rdp",))
+    empty = report_data(ledger, accountants=("rdp",))
+    assert empty["datasets"] == [] and empty["verification"]["rows"] == 0
+    jsonschema.validate(empty, report_schema())
+    ledger.set_budget("fresh", epsilon=1.0, delta=1e-6, accountant="rdp")
+    data = report_data(ledger, accountants=("rdp", "pld"))
+    jsonschema.validate(data, report_schema())
+    (ds,) = data["datasets"]
+    assert ds["releases"] == [] and ds["neighboring_relation"] is None
+    assert [a["epsilon"] for a in ds["accounting"]] == [0.0, 0.0]
+    text = render_report(ledger, format="html", accountants=("rdp",))
+    assert "No charges yet." in text and "data:image/png" not in text
