@@ -202,7 +202,50 @@ def _bernoulli_ratio(num: np.ndarray, den: int, source: NoiseSource) -> np.ndarr
     """Bernoulli(num_i / den) for integers 0 ≤ num_i ≤ den: ``U < num_i``, U uniform below den."""
     if num.size == 0:
         return np.zeros(0, dtype=bool)
-    return np.asarray(source.uniform_below(den, num.size) < num, dtype=bool)
+    if den < _INT64_SAFE:
+        return np.asarray(source.uniform_below(den, num.size) < num.astype(np.int64), dtype=bool)
+    return _bernoulli_ratio_big(num, den, source)
+
+
+def _bernoulli_ratio_big(num: np.ndarray, den: int, source: NoiseSource) -> np.ndarray:
+    """``U < num_i`` for U uniform below a big ``den``, deciding on U's top 62 bits first.
+
+    U is drawn as ``w·2^S + low`` with w uniform on [0, 2^62) and low uniform on [0, 2^S),
+    ``S = bitlength(den) − 62``, rejecting U ≥ den (probability < 1/2). Whenever w differs
+    from the top bits of den and of num_i, the comparisons are decided by w alone; otherwise
+    (probability about 2^-61) the low bits are drawn and the comparison is made exactly on
+    Python integers. The decisions are therefore exactly those of comparing a uniform U.
+    """
+    shift = den.bit_length() - 62
+    den_top = den >> shift
+    num_top = np.array([int(v) >> shift for v in num], dtype=np.int64)
+    out = np.zeros(num.size, dtype=bool)
+    todo = np.arange(num.size)
+    while todo.size:
+        w = (source.words(todo.size) >> np.uint64(2)).astype(np.int64)
+        top = num_top[todo]
+        clear = (w != den_top) & (w != top)
+        keep = clear & (w < den_top)
+        out[todo[keep]] = w[keep] < top[keep]
+        retry = [todo[clear & (w > den_top)]]
+        for j in np.flatnonzero(~clear):  # rare: decide on the exact value
+            low = _random_int_bits(source, shift)
+            u = (int(w[j]) << shift) | low
+            if u >= den:
+                retry.append(todo[j : j + 1])
+            else:
+                out[todo[j]] = u < int(num[todo[j]])
+        todo = np.concatenate(retry)
+    return out
+
+
+def _random_int_bits(source: NoiseSource, bits: int) -> int:
+    """A uniform Python integer on [0, 2^bits)."""
+    n_words = -(-bits // 64)
+    value = 0
+    for word in source.words(n_words):
+        value = (value << 64) | int(word)
+    return value >> (64 * n_words - bits)
 
 
 def _bernoulli_exp_fraction(num: np.ndarray, den: int, source: NoiseSource) -> np.ndarray:

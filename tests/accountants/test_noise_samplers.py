@@ -210,3 +210,40 @@ def test_csprng_buffer_is_not_shared_after_fork(monkeypatch):
     second = src.words(4)
     assert calls, "a child process must not reuse the parent's buffered random words"
     assert not np.array_equal(first, second)
+
+
+class _ScriptedSource(NoiseSource):
+    """Hands out the given words first, then seeded random words."""
+
+    def __init__(self, words):
+        super().__init__(np.random.default_rng(0))
+        self._script = list(words)
+
+    def words(self, size):
+        head, self._script = self._script[:size], self._script[size:]
+        tail = super().words(size - len(head))
+        return np.concatenate([np.array(head, dtype=np.uint64), tail])
+
+
+@pytest.mark.parametrize("low_word", [0, 2**63, 2**64 - 1])
+def test_bernoulli_ratio_big_ties_are_decided_exactly(low_word):
+    # When the top 62 bits of U equal those of num (probability ~2^-61), the low bits decide.
+    den = 2**70 + 12_345
+    num = den // 3
+    shift = den.bit_length() - 62
+    top = num >> shift
+    src = _ScriptedSource([top << 2, low_word])
+    got = noise._bernoulli_ratio_big(np.array([num], dtype=object), den, src)
+    u = (top << shift) | (low_word >> (64 - shift))
+    assert bool(got[0]) == (u < num)
+
+
+def test_bernoulli_ratio_big_rejects_values_at_or_above_den():
+    den = 2**70 + 12_345
+    shift = den.bit_length() - 62
+    # first U = den_top·2^S + 511 ≥ den: rejected and redrawn; the redraw U < 2^S < num: True
+    src = _ScriptedSource([(den >> shift) << 2, 2**64 - 1, 0])
+    assert noise._bernoulli_ratio_big(np.array([den // 3], dtype=object), den, src)[0]
+    # and with num = 0 nothing is ever accepted
+    src = _ScriptedSource([(den >> shift) << 2, 2**64 - 1, 0])
+    assert not noise._bernoulli_ratio_big(np.array([0], dtype=object), den, src)[0]
