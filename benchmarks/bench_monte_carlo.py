@@ -114,11 +114,16 @@ def throughput_table(out: list[str], scale: float) -> None:
     except ImportError:
         pass
     for backend, device, factor in configs:
+        if backend == "torch" and device == "cpu":
+            # Torch's intra-op threads spin against each other on a loaded 2-core machine
+            # (100x slower reductions in our runs); one thread is the fair CPU figure.
+            torch.set_num_threads(1)
         acc = MonteCarloAccountant(m, rng=0, device=device, backend=backend, importance_factor=factor)
         acc.compose(event, 2)  # warm-up
         _, seconds = _time(acc.compose, event, steps)
         kind = "plain" if factor == 1.0 else f"IS f={factor:g}"
-        out.append(f"{backend:>6} {device:>5} {kind:>8}: m={m}, T={steps}: "
+        threads = f", {torch.get_num_threads()} thread(s)" if backend == "torch" else ""
+        out.append(f"{backend:>6} {device:>5} {kind:>8}: m={m}, T={steps}{threads}: "
                    f"{m * steps / seconds / 1e6:8.2f} M sample-steps/s ({seconds:.2f} s)")
         print(out[-1], flush=True)
 
