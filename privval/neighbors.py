@@ -28,8 +28,10 @@ size, the BLAS library or the device, which the tests check bit for bit.
 Memory
 ------
 No tile holds more than ``chunk_size`` distances (default 2**23, about 32 MiB in float32); an
-``N x M`` matrix is never built when ``N * M`` exceeds it. The training features are copied once
-into the augmented layout (``N x (d + 2)`` in the working precision).
+``N x M`` matrix is never built when ``N * M`` exceeds it (TKNN-Shapley also keeps the in-ball
+mask of one block of validation points, at most ``4 * chunk_size`` booleans: the same bytes). The
+training features are copied once into the augmented layout (``N x (d + 2)`` in the working
+precision).
 """
 
 from __future__ import annotations
@@ -321,7 +323,11 @@ def _count_blocks(
                 for c in range(lo, hi):
                     s, e = max(segments[c], t0), min(segments[c + 1], t1)
                     if e > s:
-                        counts[:, c] += np.count_nonzero(tile[:, s - t0:e - t0], axis=1)
+                        # an int32 row sum of the bytes is about twice as fast as
+                        # count_nonzero(axis=1); it cannot overflow (fewer than 2**31 columns)
+                        acc = np.int32 if e - s < 2**31 else np.int64
+                        counts[:, c] += np.add.reduce(tile[:, s - t0:e - t0].view(np.uint8),
+                                                      axis=1, dtype=acc)
             yield _CountBlock(v0, v1, counts, mask)
             bar.update(v1 - v0)
 
