@@ -542,6 +542,10 @@ def evr_release(
         raise TypeError(f"The 'fallback' parameter of {owner} must be callable. Got {fallback!r}.")
     if not isinstance(seeded, bool):
         raise TypeError(f"The 'seeded' parameter of {owner} must be a bool. Got {seeded!r}.")
+    # Checked here as well as by the ledger, so bad input fails before the verification runs.
+    sensitivity = _real(sensitivity, "sensitivity", owner, 0.0, math.inf)
+    if not isinstance(sampling, (str, dict)):
+        raise TypeError(f"The 'sampling' parameter of {owner} must be a str or a dict. Got {sampling!r}.")
     fallback_epsilon = None
     if fallback_event is not None:
         fallback_epsilon = _rigorous_epsilon(fallback_event, target_delta, fallback_accountant)

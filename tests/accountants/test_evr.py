@@ -265,6 +265,8 @@ def test_release_without_ledger_and_with_csprng() -> None:
         ({"ledger": object()}, ValueError, "dataset"),
         ({"seeded": 1}, TypeError, "seeded"),
         ({"n_estimate": 1}, ValueError, "n_estimate"),
+        ({"sensitivity": 0.0}, ValueError, "sensitivity"),
+        ({"sampling": 3}, TypeError, "sampling"),
         ({"importance_factor": 0.5}, ValueError, "importance_factor"),
     ],
 )
