@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def fail(name: str, func: str, requirement: str, got: Any, *, error: type = ValueError) -> None:
+def fail(name: str, func: str, requirement: str, got: Any, *, error: type = ValueError) -> NoReturn:
     """Raise ``error`` with privval's standard message naming the parameter.
 
     Parameters
@@ -58,8 +58,8 @@ def fail(name: str, func: str, requirement: str, got: Any, *, error: type = Valu
     requirement : str
         What the parameter must be, e.g. ``"a float in (0, inf]"``.
     got : Any
-        The offending value (shown shortened) or a description of it, passed as a ``str``
-        wrapped in ``_Described``.
+        The offending value (shown shortened), or a ``_Described`` text for values too large
+        to show.
     error : type
         ``ValueError`` (default) or ``TypeError``.
 
