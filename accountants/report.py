@@ -134,6 +134,24 @@ def _accounting(ledger: Ledger, dataset: str, names: Sequence[str]) -> list[dict
     return rows
 
 
+def _parts(ledger: Ledger, dataset: str, accountant: str) -> list[dict[str, Any]]:
+    """ε of each disjoint part under parallel composition (scope None: records in no part)."""
+    replay = ledger.replay(dataset, accountant)
+    return [{"scope": scope, "epsilon": _number(eps)} for scope, eps in replay.per_scope.items()]
+
+
+def _parts_text(ds: dict[str, Any]) -> str | None:
+    if not ds["parts"]:
+        return None
+    worst = max(ds["parts"], key=lambda p: math.inf if p["epsilon"] == "inf" else p["epsilon"])
+    scoped = [p for p in ds["parts"] if p["scope"] is not None]
+    return (
+        f"Parallel composition over {len(scoped)} disjoint parts (sound only if no record belongs to "
+        f"two parts): spent ε is the worst part's, {_fmt(worst['epsilon'])} for "
+        f"{'records in no part' if worst['scope'] is None else 'part ' + repr(worst['scope'])}."
+    )
+
+
 def _release(index: int, record: ChargeRecord, previous: float | None) -> dict[str, Any]:
     eps = record.epsilon
     increment = None if eps is None or previous is None or not math.isfinite(eps) else eps - previous
@@ -211,6 +229,7 @@ def report_data(
             "charges": len(history),
             "unreleased_charges": sum(not r.released for r in history),
             "accounting": _accounting(ledger, name, accountants),
+            "parts": _parts(ledger, name, budget.accountant) if any(r.scope is not None for r in history) else [],
             "releases": releases,
         })
     return {
@@ -352,6 +371,9 @@ def _markdown(data: dict[str, Any]) -> str:
             spent = _fmt(a["epsilon"]) if a["available"] else f"unavailable ({esc(a['error'])})"
             name = a["accountant"] + (" (enforces the cap)" if a["enforces_cap"] else "")
             out.append(f"| {name} | {a['kind']} | {spent} | {_fmt(a['remaining'])} | {_fmt(a['delta'])} | {esc(a['meaning'])} |")
+        parts = _parts_text(ds)
+        if parts is not None:
+            out += ["", parts]
         out += ["", f"_{data['certificate_meaning']}_", "", "### Releases", ""]
         if not ds["releases"]:
             out += ["No charges yet.", ""]
@@ -435,7 +457,10 @@ def _html(data: dict[str, Any]) -> str:
                 f"<tr><td>{e(name)}</td><td>{e(a['kind'])}</td><td>{e(spent)}</td>"
                 f"<td>{e(_fmt(a['remaining']))}</td><td>{e(_fmt(a['delta']))}</td><td>{e(a['meaning'])}</td></tr>"
             )
-        parts += ["</table>", f'<p class="note">{e(data["certificate_meaning"])}</p>']
+        parts.append("</table>")
+        if _parts_text(ds) is not None:
+            parts.append(f"<p>{e(_parts_text(ds))}</p>")
+        parts.append(f'<p class="note">{e(data["certificate_meaning"])}</p>')
         png = _plot_png(ds)
         if png is not None:
             parts.append(

@@ -65,6 +65,10 @@ def test_json_validates_and_matches_the_ledger(ledger):
         assert own["remaining"] == pytest.approx(budget.epsilon - own["epsilon"])
         (pld,) = [a for a in ds["accounting"] if a["accountant"] == "pld"]
         assert pld["kind"] == "bound" and pld["epsilon"] == pytest.approx(ledger.replay(ds["name"], "pld").epsilon)
+    clinic = data["datasets"][1]
+    replay = ledger.replay("clinic", "rdp")
+    assert {p["scope"]: p["epsilon"] for p in clinic["parts"]} == replay.per_scope
+    assert set(replay.per_scope) == {None, "A", "B"} and data["datasets"][0]["parts"] == []
     census = data["datasets"][0]
     assert census["fingerprint"] == "sha256:" + "ab" * 32
     assert census["unreleased_charges"] == 1 and census["releases"][-1]["purpose"] == "crashed before release"
@@ -127,6 +131,8 @@ def test_markdown_has_one_row_per_release_and_the_spent_budget(ledger):
     assert len(rows) == len(ledger.history("census"))
     assert f"{ledger.spent('census').epsilon:.6g}" in text
     assert "clinic" not in text
+    clinic = render_report(ledger, "clinic", format="markdown", accountants=("rdp",))
+    assert "Parallel composition over 2 disjoint parts" in clinic
 
 
 def test_report_shows_a_broken_chain(ledger):
