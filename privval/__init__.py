@@ -19,6 +19,7 @@ from privval.federated import (
 )
 from privval.knn import knn_shapley
 from privval.neighbors import neighbor_counts
+from privval.private import PrivacyGuarantee, ValuationRelease, dp_knn_shapley, dp_tknn_shapley
 from privval.ptr import (
     PTRRelease,
     ValueSummary,
@@ -42,6 +43,11 @@ __all__ = [
     "tau_from_validation",
     "tknn_point_values",
     "tknn_shapley",
+    # privval.private
+    "PrivacyGuarantee",
+    "ValuationRelease",
+    "dp_knn_shapley",
+    "dp_tknn_shapley",
     # privval.distributed (Dask is imported only when one of these runs)
     "dask_dp_tknn_shapley",
     "dask_neighbor_counts",

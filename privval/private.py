@@ -90,6 +90,7 @@ TAU_GRID_QUANTILES: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2
 #: Most validation points used to build the tau grid (the first ones, in order).
 _TAU_GRID_MAX_POINTS = 2000
 _RELATION = "add_or_remove_one"
+_PLD_SIGMA_FLOOR = 0.25
 
 
 # --------------------------------------------------------------------------- results
@@ -248,15 +249,57 @@ def _selection_event(sigma: float, noise: str) -> DpEvent:
 @functools.lru_cache(maxsize=256)
 def _calibrate_cached(kind: str, params: tuple, epsilon: float, delta: float,
                       accountant: str) -> tuple[float, float]:
-    """σ and the accountant's ε at δ for it; deterministic, so cached."""
+    """σ and the accountant's ε at δ for it; deterministic, so cached.
+
+    The search runs with a coarser PLD grid (``value_discretization_interval=1e-3``; PLD
+    rounds pessimistically, so a coarser grid overstates ε and can only make σ larger) inside a
+    bracket from the closed-form Gaussian composition; the stated ε is then recomputed with the
+    accountant's default precision.
+    """
     from accountants.calibrate import calibrate
 
     make = _event_factory(kind, params)
-    sigma = float(calibrate(make, epsilon, delta, accountant=accountant))
+    kwargs = {"value_discretization_interval": 1e-3} if accountant == "pld" else None
+    # A PLD at a tiny σ has a huge support (losses up to ~1/(2σ²)): never search below this
+    # floor with PLD. Returning the floor when a smaller σ would do is sound (more noise).
+    floor = _PLD_SIGMA_FLOOR if accountant == "pld" else 1e-6
+    bracket = _sigma_bracket(kind, params, epsilon, delta, floor)
+    sigma = None
+    if bracket is not None:
+        try:
+            sigma = float(calibrate(make, epsilon, delta, accountant=accountant,
+                                    lower=bracket[0], upper=bracket[1], rtol=1e-3,
+                                    accountant_kwargs=kwargs))
+        except ValueError:  # the bracket missed: search from the floor up
+            sigma = None
+    if sigma is None:
+        sigma = float(calibrate(make, epsilon, delta, accountant=accountant, lower=floor,
+                                rtol=1e-3, accountant_kwargs=kwargs))
     claimed = _epsilon_of(make(sigma), delta, accountant)
     if claimed > epsilon:  # calibrate promises ≤ ε; never state more than was asked for
         raise RuntimeError(f"calibration returned σ={sigma} with ε={claimed} > {epsilon}")
     return sigma, claimed
+
+
+def _gaussian_sigma(epsilon: float, delta: float, steps: int) -> float | None:
+    """σ of ``steps`` composed Gaussian mechanisms (sensitivity 1) that is exactly (ε, δ)-DP.
+
+    The composition is μ-GDP with μ = √steps/σ, and δ(ε) = Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2)
+    (Balle & Wang 2018; Dong, Roth, Su 2019). Used only to bracket the search.
+    """
+    from scipy import optimize, special
+
+    def excess(log_mu: float) -> float:
+        mu = math.exp(log_mu)
+        a = special.log_ndtr(-epsilon / mu + mu / 2)
+        b = epsilon + special.log_ndtr(-epsilon / mu - mu / 2)
+        return (a + math.log1p(-math.exp(min(b - a, 0.0)))) - math.log(delta) if b < a else -math.inf
+
+    try:
+        log_mu = optimize.brentq(excess, -20.0, 10.0, xtol=1e-10)
+    except ValueError:
+        return None
+    return math.sqrt(steps) / math.exp(log_mu)
 
 
 def _event_factory(kind: str, params: tuple) -> Callable[[float], DpEvent]:
@@ -314,10 +357,14 @@ def _evr_module() -> Any:
     return evr
 
 
-def _gaussian_bracket(steps: int, epsilon: float, delta: float) -> tuple[float, float]:
-    """A bracket for σ: the classical Gaussian-mechanism bound, composed, times 4."""
-    classic = math.sqrt(steps) * math.sqrt(2.0 * math.log(1.25 / delta)) / epsilon
-    return 1e-2, 4.0 * classic + 10.0
+def _sigma_bracket(kind: str, params: tuple, epsilon: float, delta: float,
+                   floor: float) -> tuple[float, float] | None:
+    """A bracket for σ around the closed-form Gaussian composition (None if it has none)."""
+    q = {"counts": lambda: params[0], "selection+counts": lambda: params[1]}.get(kind, lambda: 1.0)()
+    guess = _gaussian_sigma(epsilon, delta, params[-1] if kind != "selection" else 1)
+    if guess is None:
+        return None
+    return max(floor, 0.5 * q * guess), 1.25 * guess + 0.5
 
 
 def _calibrate_evr(kind: str, params: tuple, epsilon: float, delta: float,
@@ -332,8 +379,8 @@ def _calibrate_evr(kind: str, params: tuple, epsilon: float, delta: float,
     """
     evr = _evr_module()
     make = _event_factory(kind, params)
-    steps = params[-1]
-    lower, upper = _gaussian_bracket(steps, epsilon, delta)
+    lower, upper = _sigma_bracket(kind, params, epsilon, delta, _PLD_SIGMA_FLOOR) or (
+        _PLD_SIGMA_FLOOR, 1e6)
     seed = int(source.words(1)[0] >> np.uint64(1)) if source.seeded else None
     cal = evr.calibrate_noise(make, epsilon, delta, lower=lower, upper=upper,
                               rigorous_accountant="pld", rng=seed)
@@ -595,10 +642,11 @@ def _vote_histogram(xt: np.ndarray, codes_t: np.ndarray, xv: np.ndarray, codes_v
     return hist
 
 
-def _auto_tau(xv: np.ndarray, yv: np.ndarray, metric: str) -> float:
-    from privval.threshold import auto_tau
+def _auto_tau(xv: np.ndarray, metric: str) -> float:
+    """:func:`privval.threshold.tau_from_validation` with its defaults (validation data only)."""
+    from privval.threshold import tau_from_validation
 
-    return float(auto_tau(xv, yv, metric=metric))
+    return float(tau_from_validation(xv, metric=metric))
 
 
 # --------------------------------------------------------------------------- public API
@@ -754,14 +802,14 @@ def dp_tknn_shapley(
 
     grid = _tau_grid(xv, metric) if tau_source == "private" else None
     if tau_source == "auto":
-        tau = _auto_tau(xv, yv, metric)
+        tau = _auto_tau(xv, metric)
     used = _select_validation(m, t_used, source)
     steps = t_used if k is None else min(t_used, k)
 
     if tau_source == "private":
         sel_eps, sel_delta = TAU_SELECTION_SHARE * epsilon, TAU_SELECTION_SHARE * delta
-        sel_sigma = _calibrate_cached("selection", (noise,), sel_eps, sel_delta,
-                                      "pld" if accountant == "evr" else accountant)
+        sel_sigma, _ = _calibrate_cached("selection", (noise,), sel_eps, sel_delta,
+                                         "pld" if accountant == "evr" else accountant)
         cal = _calibrate("selection+counts", (sel_sigma, q, noise, steps), epsilon, delta,
                          accountant, source, sel_sigma)
     else:
