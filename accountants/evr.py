@@ -43,6 +43,7 @@ from accountants.monte_carlo import (
     _make_backend,
     _plan,
     _seed_from,
+    choose_importance_factor,
     epsilon_from_losses,
     sample_loss_sums,
 )
@@ -420,7 +421,7 @@ def evr_release(
     kappa: float = 2.0,
     margin_se: float = 1.0,
     n_estimate: int = 100_000,
-    importance_factor: float = 1.0,
+    importance_factor: float | str = 1.0,
     ledger: Any = None,
     dataset: str | None = None,
     fallback: Callable[[Any], Any] | None = None,
@@ -471,8 +472,10 @@ def evr_release(
         Standard errors added to ε̂, in [0, inf).
     n_estimate : int, default 100_000
         Samples of the estimating accountant.
-    importance_factor : float, default 1.0
-        Importance sampling of the *estimate* (never of the verification).
+    importance_factor : float or "auto", default 1.0
+        Importance sampling of the *estimate* (never of the verification); "auto" picks it
+        with :func:`~accountants.monte_carlo.choose_importance_factor` on a pilot of
+        ``n_estimate // 10`` samples.
     ledger : accountants.ledger.Ledger, optional
         Charged before any output is returned; needs ``dataset``.
     dataset : str, optional
@@ -528,8 +531,9 @@ def evr_release(
     kappa = _real(kappa, "kappa", owner, 1.0, math.inf)
     margin_se = _real(margin_se, "margin_se", owner, 0.0, math.inf, open_low=False)
     n_estimate = _check_count(n_estimate, "n_estimate", owner, 2)
-    importance_factor = _real(importance_factor, "importance_factor", owner, 1.0, math.inf,
-                              open_low=False)
+    if importance_factor != "auto":
+        importance_factor = _real(importance_factor, "importance_factor", owner, 1.0, math.inf,
+                                  open_low=False)
     delta_b = (target_delta - p) / tau * _SHRINK
     steps = _supported_plan(event, owner)
     if ledger is not None and not isinstance(dataset, str):
@@ -560,6 +564,9 @@ def evr_release(
     if steps.non_private:
         estimate = MonteCarloEstimate(math.inf, 0.0, 0, "remove")
     else:
+        if importance_factor == "auto":
+            importance_factor = choose_importance_factor(
+                event, delta_b / kappa, n_pilot=max(1_000, n_estimate // 10), rng=estimate_rng)
         accountant = MonteCarloAccountant(
             n_estimate, rng=estimate_rng, device=device, importance_factor=importance_factor
         )

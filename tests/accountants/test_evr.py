@@ -245,7 +245,8 @@ def test_budget_exceeded_releases_nothing(tmp_path) -> None:
 def test_release_without_ledger_and_with_csprng() -> None:
     mech = Recorder()
     res = evr_release(mech, np.ones(2), PoissonSampledDpEvent(0.5, GaussianDpEvent(1.5)),
-                      target_epsilon=3.0, target_delta=0.05, n_estimate=20_000)
+                      target_epsilon=3.0, target_delta=0.05, n_estimate=20_000,
+                      importance_factor="auto")
     assert res.path == "verified" and mech.calls == 1 and res.certificate.seeded is False
     assert res.ledger_entry_id is None
 
@@ -268,6 +269,7 @@ def test_release_without_ledger_and_with_csprng() -> None:
         ({"sensitivity": 0.0}, ValueError, "sensitivity"),
         ({"sampling": 3}, TypeError, "sampling"),
         ({"importance_factor": 0.5}, ValueError, "importance_factor"),
+        ({"importance_factor": "best"}, ValueError, "importance_factor"),
     ],
 )
 def test_evr_release_bad_input(kwargs, err, match) -> None:
