@@ -54,8 +54,8 @@ from accountants.events import DiscreteGaussianDpEvent, DiscreteLaplaceDpEvent
 __all__ = [
     "IMPORTANCE_CANDIDATES",
     "MonteCarloAccountant",
-    "choose_importance_factor",
     "MonteCarloEstimate",
+    "choose_importance_factor",
     "delta_from_losses",
     "effective_sample_size",
     "epsilon_from_losses",
