@@ -50,7 +50,11 @@ from accountants.ptr import (
     ptr_rdp,
     ptr_rdp_terms,
 )
-from accountants.monte_carlo import MonteCarloAccountant, MonteCarloEstimate
+from accountants.monte_carlo import (
+    MonteCarloAccountant,
+    MonteCarloEstimate,
+    choose_importance_factor,
+)
 from accountants.evr import (
     Certificate,
     EVRResult,
@@ -124,6 +128,7 @@ __all__: list[str] = [
     # accountants.monte_carlo / accountants.evr (accountants.opacus needs torch: import it directly)
     "MonteCarloAccountant",
     "MonteCarloEstimate",
+    "choose_importance_factor",
     "Certificate",
     "EVRResult",
     "NoiseCalibration",
