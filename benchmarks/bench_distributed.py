@@ -6,13 +6,15 @@ Figures (issue "Federated participant scoring and a Dask path"):
    rows generated chunk-wise on the workers (the full matrix never exists anywhere), on a
    ``LocalCluster`` with 2 worker processes (1 thread each): wall time, and the client's peak
    resident memory (``ru_maxrss``; the training features alone would take 488 MiB).
-2. Speed-up of 2 workers over 1 worker on the same job.
+2. Speed-up of 2 workers over 1 worker (best of ``--repeat`` interleaved pairs, at
+   ``--n-speedup`` rows, default 500,000, so the whole script stays near 5 minutes on 2 shared
+   cores).
 3. Ratio of the Dask time (2 workers) to the in-memory :func:`privval.tknn_shapley` at
-   N = 200,000 (same M, d), with equality of the values checked.
+   N = 200,000 (same M, d; best of ``--repeat`` each), with equality of the values checked.
 
 The value pass is reduced on the cluster (sum, min, max of the N values), so only scalars come
-back. Timings are single runs on whatever machine runs the script: on a shared machine, read
-them as indicative. Usage::
+back. The load average is printed before and after: on a machine shared with other jobs the
+timings (especially the speed-up) measure contention as much as the code. Usage::
 
     python benchmarks/bench_distributed.py [--n 2000000] [--m 1000] [--d 64] [--chunk-rows 62500]
 """
@@ -102,6 +104,8 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--chunk-rows", type=int, default=62_500)
     parser.add_argument("--n-small", type=int, default=200_000)
+    parser.add_argument("--n-speedup", type=int, default=500_000)
+    parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--tau", type=float, default=10.0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
                                               "bench_distributed.txt"))
@@ -124,6 +128,8 @@ def main() -> None:
         f"distributed {distributed.__version__}")
     say(f"data: M = {args.m} validation points, d = {args.d} float32, {N_CLASSES} classes, "
         f"tau = {args.tau}, chunks of {args.chunk_rows} rows generated on the workers")
+    say(f"load average (1, 5, 15 min) at the start: "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     x_val, y_val = _validation(args.m, args.d)
     rss0 = _rss_mib()
 
@@ -136,26 +142,37 @@ def main() -> None:
     say(f"    client peak RSS: {rss_big:.0f} MiB (before the run: {rss0:.0f} MiB; the training "
         f"features alone would be {args.n * args.d * 4 / 2**20:.0f} MiB)")
 
-    wall1, counts1, summary1 = _dask_run(1, args.n, x_val, y_val, args.tau, args.d,
+    n_sp = args.n_speedup
+    best = {1: np.inf, 2: np.inf}
+    sums = set()
+    for _ in range(args.repeat):
+        for workers in (1, 2):
+            wall, _, summary = _dask_run(workers, n_sp, x_val, y_val, args.tau, args.d,
                                          args.chunk_rows)
-    assert np.isclose(summary1[0], summary2[0], rtol=1e-9), (summary1, summary2)
-    say(f"[2] N = {args.n:,}, 1 worker: {wall1:.1f} s wall; speed-up of 2 workers over 1: "
-        f"{wall1 / wall2:.2f}x")
+            best[workers] = min(best[workers], wall)
+            sums.add(round(summary[0], 9))
+    assert len(sums) == 1, sums
+    say(f"[2] N = {n_sp:,}, best of {args.repeat} interleaved runs: 1 worker {best[1]:.1f} s, "
+        f"2 workers {best[2]:.1f} s; speed-up of 2 workers over 1: {best[1] / best[2]:.2f}x")
 
     n_small = args.n_small
     chunk_small = max(1, min(args.chunk_rows, n_small // 8))
-    wall_s, _, summary_s = _dask_run(2, n_small, x_val, y_val, args.tau, args.d, chunk_small)
     parts = [_make_chunk(b, min(chunk_small, n_small - s), args.d)
              for b, s in enumerate(range(0, n_small, chunk_small))]
     x_mem = np.concatenate([p[0] for p in parts])
     y_mem = np.concatenate([p[1] for p in parts])
-    t0 = time.perf_counter()
-    ref = tknn_shapley(x_mem, y_mem, x_val, y_val, tau=args.tau, progress=False)
-    t_mem = time.perf_counter() - t0
-    assert np.isclose(ref.sum(), summary_s[0], rtol=1e-9, atol=1e-12), (ref.sum(), summary_s)
-    say(f"[3] N = {n_small:,}: Dask (2 workers) {wall_s:.2f} s, in-memory tknn_shapley "
-        f"{t_mem:.2f} s; ratio Dask / in-memory = {wall_s / t_mem:.2f} (values agree: sum "
-        f"{ref.sum():.6g})")
+    wall_s, t_mem = np.inf, np.inf
+    for _ in range(args.repeat):
+        w, _, summary_s = _dask_run(2, n_small, x_val, y_val, args.tau, args.d, chunk_small)
+        wall_s = min(wall_s, w)
+        t0 = time.perf_counter()
+        ref = tknn_shapley(x_mem, y_mem, x_val, y_val, tau=args.tau, progress=False)
+        t_mem = min(t_mem, time.perf_counter() - t0)
+        assert np.isclose(ref.sum(), summary_s[0], rtol=1e-9, atol=1e-12), (ref.sum(), summary_s)
+    say(f"[3] N = {n_small:,}, best of {args.repeat}: Dask (2 workers) {wall_s:.2f} s, in-memory "
+        f"tknn_shapley {t_mem:.2f} s; ratio Dask / in-memory = {wall_s / t_mem:.2f} (values "
+        f"agree: sum {ref.sum():.6g})")
+    say(f"load average (1, 5, 15 min) at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"written to {args.out}")
 
