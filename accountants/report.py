@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from accountants.accountant import make_accountant
 from accountants.ledger import ChargeRecord, Ledger, library_version
 
 __all__ = ["ACCOUNTANT_MEANINGS", "REPORT_FORMAT", "render_report", "report_data", "report_schema"]
@@ -62,6 +63,8 @@ _CERTIFICATE_MEANING = (
     "claim whose true δ is at least τ·δ_b passes (Wang et al. 2023)."
 )
 _FORMATS = ("html", "json", "markdown")
+_MIN_EFFECTIVE_SAMPLES = 30.0
+"""Below this many effective samples a Monte Carlo estimate and its standard error are unreliable."""
 
 
 def report_schema() -> dict[str, Any]:
@@ -110,7 +113,7 @@ def _certificate_summary(cert: dict[str, Any] | None) -> dict[str, Any] | None:
     return summary
 
 
-def _accounting(ledger: Ledger, dataset: str, names: Sequence[str]) -> list[dict[str, Any]]:
+def _accounting(ledger: Ledger, dataset: str, names: Sequence[str], relation: str | None) -> list[dict[str, Any]]:
     budget = ledger.budget(dataset)
     spent = ledger.spent(dataset)
     rows = []
@@ -120,10 +123,24 @@ def _accounting(ledger: Ledger, dataset: str, names: Sequence[str]) -> list[dict
         row: dict[str, Any] = {
             "accountant": name, "kind": kind, "meaning": meaning, "delta": budget.delta,
             "enforces_cap": name == budget.accountant, "available": True, "epsilon": None,
-            "remaining": None, "error": None,
+            "remaining": None, "error": None, "standard_error": None, "effective_sample_size": None,
+            "reliable": None,
         }
+        built: list[Any] = []
+
+        def factory(name: str = name, built: list[Any] = built) -> Any:
+            accountant = make_accountant(name, neighboring_relation=relation or "add_or_remove_one")
+            built.append(accountant)
+            return accountant
+
         try:
-            epsilon = spent.epsilon if name == budget.accountant else ledger.replay(dataset, name).epsilon
+            if name == budget.accountant:
+                epsilon = spent.epsilon
+            else:
+                replay = ledger.replay(dataset, factory)
+                epsilon = replay.epsilon
+                if kind == "estimate" and len(replay.per_scope) == 1 and hasattr(built[0], "estimate_epsilon"):
+                    _describe_estimate(row, built[0].estimate_epsilon(budget.delta))
         except (ValueError, TypeError, ImportError) as err:
             row.update(available=False, error=f"{type(err).__name__}: {err}")
         else:
@@ -132,6 +149,16 @@ def _accounting(ledger: Ledger, dataset: str, names: Sequence[str]) -> list[dict
                 row["remaining"] = _number(max(budget.epsilon - epsilon, 0.0))
         rows.append(row)
     return rows
+
+
+def _describe_estimate(row: dict[str, Any], estimate: Any) -> None:
+    """Standard error and effective sample size of a Monte Carlo estimate (monte_carlo.py)."""
+    se = getattr(estimate, "standard_error", None)
+    ess = getattr(estimate, "effective_sample_size", None)
+    row["standard_error"] = None if se is None else _number(float(se))
+    if ess is not None and math.isfinite(ess):
+        row["effective_sample_size"] = float(ess)
+        row["reliable"] = bool(ess >= _MIN_EFFECTIVE_SAMPLES)
 
 
 def _parts(ledger: Ledger, dataset: str, accountant: str) -> list[dict[str, Any]]:
@@ -228,7 +255,8 @@ def report_data(
             "neighboring_relation": history[0].neighboring_relation if history else None,
             "charges": len(history),
             "unreleased_charges": sum(not r.released for r in history),
-            "accounting": _accounting(ledger, name, accountants),
+            "accounting": _accounting(ledger, name, accountants,
+                                      history[0].neighboring_relation if history else None),
             "parts": _parts(ledger, name, budget.accountant) if any(r.scope is not None for r in history) else [],
             "releases": releases,
         })
@@ -344,6 +372,17 @@ def _release_cells(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _spent_text(a: dict[str, Any]) -> str:
+    if not a["available"]:
+        return f"unavailable ({a['error']})"
+    text = _fmt(a["epsilon"])
+    if a["standard_error"] is not None:
+        text += f" ± {_fmt(a['standard_error'], 2)}"
+    if a["reliable"] is False:
+        text += f" (unreliable: {a['effective_sample_size']:.1f} effective samples)"
+    return text
+
+
 def _verification_text(v: dict[str, Any]) -> str:
     if v["ok"]:
         return f"Hash chain verified: {v['rows']} rows, head hash {v['head_hash']}."
@@ -368,7 +407,7 @@ def _markdown(data: dict[str, Any]) -> str:
             "| accountant | kind | spent ε | remaining ε | at δ | meaning |", "|---|---|---|---|---|---|",
         ]
         for a in ds["accounting"]:
-            spent = _fmt(a["epsilon"]) if a["available"] else f"unavailable ({esc(a['error'])})"
+            spent = esc(_spent_text(a))
             name = a["accountant"] + (" (enforces the cap)" if a["enforces_cap"] else "")
             out.append(f"| {name} | {a['kind']} | {spent} | {_fmt(a['remaining'])} | {_fmt(a['delta'])} | {esc(a['meaning'])} |")
         parts = _parts_text(ds)
@@ -451,7 +490,7 @@ def _html(data: dict[str, Any]) -> str:
             "<th>meaning</th></tr>"),
         ]
         for a in ds["accounting"]:
-            spent = _fmt(a["epsilon"]) if a["available"] else f"unavailable ({a['error']})"
+            spent = _spent_text(a)
             name = a["accountant"] + (" (enforces the cap)" if a["enforces_cap"] else "")
             parts.append(
                 f"<tr><td>{e(name)}</td><td>{e(a['kind'])}</td><td>{e(spent)}</td>"

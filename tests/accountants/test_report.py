@@ -98,8 +98,13 @@ def test_monte_carlo_is_labelled_an_estimate(ledger):
     assert by_name["mc"]["kind"] == "estimate" and by_name["mc"]["remaining"] is None
     assert "not a bound" in by_name["mc"]["meaning"]
     assert by_name["mc"]["available"], by_name["mc"]["error"]
-    # An estimate of the (nearly tight) PLD bound: close to it, far from the looser RDP bound.
-    assert by_name["mc"]["epsilon"] == pytest.approx(by_name["pld"]["epsilon"], rel=0.1)
+    assert by_name["mc"]["standard_error"] > 0 and by_name["mc"]["effective_sample_size"] > 0
+    assert by_name["mc"]["reliable"] == (by_name["mc"]["effective_sample_size"] >= 30)
+    assert by_name["pld"]["standard_error"] is None and by_name["pld"]["reliable"] is None
+    jsonschema.validate(data, report_schema())
+    # The estimate is random (OS CSPRNG): check its form here; its accuracy is tested with the
+    # Monte Carlo accountant itself.
+    assert 0 < by_name["mc"]["epsilon"] < 10 * by_name["rdp"]["epsilon"]
 
 
 def test_unavailable_accountant_is_reported_not_hidden(ledger):
