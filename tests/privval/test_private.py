@@ -31,7 +31,7 @@ from privval.private import (
 ALPHA = 1e-6  # false-alarm rate of every statistical test in this file
 # Negligible noise: at ε = 5000 the calibrated Gaussian σ is ~0.05, and a draw rounds to a
 # non-zero integer with probability ~1e-23 (RDP accounts for huge ε in closed form).
-EXACT = {"noise": "gaussian", "accountant": "rdp"}
+EXACT = {"noise": "gaussian", "accountant": "rdp", "sampling_rate": 1.0}
 
 
 # --------------------------------------------------------------------------- oracles
@@ -182,7 +182,8 @@ def test_count_noise_has_variance_sigma_squared(rng):
     # Every training point is in every ball (tau = inf) and counts are far from 0, so the
     # released counts minus the exact counts are the raw noise draws.
     xt, yt, xv, yv = _blobs(rng, 400, 1500)
-    rel = dp_tknn_shapley(xt, yt, xv, yv, tau=math.inf, epsilon=30.0, delta=1e-5, rng=6)
+    rel = dp_tknn_shapley(xt, yt, xv, yv, tau=math.inf, epsilon=30.0, delta=1e-5,
+                          sampling_rate=1.0, rng=6)
     sigma = rel.noise_scale
     assert 1.0 < sigma < 20.0
     exact = neighbor_counts(xt, yt, xv, yv, tau=math.inf)
@@ -205,7 +206,7 @@ def test_poisson_subsample_has_the_stated_rate(rng):
     xt, yt, xv, yv = _blobs(rng, 300, 60)
     q = 0.3
     rel = dp_tknn_shapley(xt, yt, xv, yv, tau=2.0, epsilon=5e3, delta=1e-5,
-                          **EXACT, sampling_rate=q,
+                          noise="gaussian", accountant="rdp", sampling_rate=q,
                           rng=7)
     assert rel.noise_scale < 0.15
     exact = neighbor_counts(xt, yt, xv, yv, tau=2.0)
@@ -218,7 +219,8 @@ def test_poisson_subsample_has_the_stated_rate(rng):
 # --------------------------------------------------------------------------- collusion
 def test_every_value_is_recomputable_from_the_released_counts(rng):
     xt, yt, xv, yv = _blobs(rng, 120, 25)
-    rel = dp_tknn_shapley(xt, yt, xv, yv, tau=1.5, epsilon=0.5, delta=1e-5, rng=8, n_classes=2)
+    rel = dp_tknn_shapley(xt, yt, xv, yv, tau=1.5, epsilon=0.5, delta=1e-5, sampling_rate=1.0,
+                          rng=8, n_classes=2)
     ball = _in_ball(xt, xv, 1.5)
     expected = np.zeros(xt.shape[0])
     for v in range(xv.shape[0]):
@@ -368,7 +370,7 @@ def test_vote_histogram_has_sensitivity_one(rng):
 def test_private_tau_is_charged_with_the_release(rng, ledger):
     xt, yt, xv, yv = _blobs(rng, 200, 40)
     rel = dp_tknn_shapley(xt, yt, xv, yv, tau="private", epsilon=2.0, delta=1e-5,
-                          ledger=ledger, dataset="train", rng=15)
+                          sampling_rate=1.0, ledger=ledger, dataset="train", rng=15)
     assert rel.tau_source == "private" and rel.tau > 0
     event = _event(rel)
     assert event["type"] == "dp_accounting.ComposedDpEvent"
@@ -445,6 +447,15 @@ def test_dp_knn_shapley_refuses_bad_input_before_charging(rng, ledger):
 
 
 # --------------------------------------------------------------------------- tau="auto", EVR
+def test_default_sampling_rate_is_recorded_in_the_event(rng):
+    xt, yt, xv, yv = _blobs(rng, 60, 8)
+    rel = dp_tknn_shapley(xt, yt, xv, yv, tau=1.5, epsilon=1.0, delta=1e-5, rng=19)
+    inner = _event(rel)["event"]
+    assert rel.sampling_rate == 0.1
+    assert inner["type"] == "dp_accounting.PoissonSampledDpEvent"
+    assert inner["sampling_probability"] == 0.1
+
+
 def test_auto_tau_uses_the_validation_only_heuristic(rng):
     from privval.threshold import tau_from_validation
 
