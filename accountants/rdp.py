@@ -8,7 +8,10 @@ is converted to (ε, δ) with the improved conversion of Balle, Barthe, Gaboardi
 Per leaf event:
 
 * standard dp-accounting events (Gaussian, Laplace, Poisson-sampled or sampled-without-
-  replacement Gaussian, ...): dp-accounting's ``RdpAccountant`` computes the curve;
+  replacement Gaussian, ...): dp-accounting's ``RdpAccountant`` computes the curve; under the
+  replace-one relation a Gaussian's noise multiplier is read relative to the add/remove
+  sensitivity, so it is halved first (as dp-accounting's PLD does; see
+  ``_replace_one_gaussians``);
 * :class:`~accountants.events.DiscreteGaussianDpEvent`: ρ-zCDP with ρ = Δ²/(2σ²)
   (Canonne, Kamath, Steinke 2020, Thm. 4), i.e. ε(α) = α·ρ;
 * ``PoissonSampledDpEvent(q, DiscreteGaussianDpEvent)``: the exact Rényi divergences of the
@@ -321,6 +324,8 @@ class RdpAccountant(Accountant):
         return curve
 
     def _delegate(self, event: DpEvent, compute: bool) -> np.ndarray | None:
+        if self.neighboring_relation is NeighboringRelation.REPLACE_ONE:
+            event = _replace_one_gaussians(event)
         inner = _dpa_rdp.RdpAccountant(list(self._orders), self.neighboring_relation)
         if not inner.supports(event):
             raise _Unsupported(
@@ -331,6 +336,30 @@ class RdpAccountant(Accountant):
             return None
         inner.compose(event, 1)
         return np.asarray(inner.rdp, dtype=np.float64)
+
+
+def _replace_one_gaussians(event: DpEvent) -> DpEvent:
+    """Halve every Gaussian noise multiplier: the replace-one reading of a Gaussian event.
+
+    A ``GaussianDpEvent(σ)`` states σ relative to the add/remove sensitivity (the clipping
+    norm in DP-SGD). Replacing one record moves the sum by up to twice that, which
+    dp-accounting's PLD accountant honours (sensitivity 2 under ``REPLACE_ONE``) but its RDP
+    accountant does not (it uses the add/remove curve for every relation). Reading σ as σ/2
+    here makes both accountants agree and can only increase the reported loss.
+    """
+    if isinstance(event, _dpe.GaussianDpEvent):
+        return _dpe.GaussianDpEvent(event.noise_multiplier / 2.0)
+    if isinstance(event, _dpe.SelfComposedDpEvent):
+        return _dpe.SelfComposedDpEvent(_replace_one_gaussians(event.event), event.count)
+    if isinstance(event, _dpe.ComposedDpEvent):
+        return _dpe.ComposedDpEvent([_replace_one_gaussians(e) for e in event.events])
+    if isinstance(event, _dpe.PoissonSampledDpEvent):
+        return _dpe.PoissonSampledDpEvent(event.sampling_probability, _replace_one_gaussians(event.event))
+    if isinstance(event, _dpe.SampledWithoutReplacementDpEvent):
+        return _dpe.SampledWithoutReplacementDpEvent(
+            event.source_dataset_size, event.sample_size, _replace_one_gaussians(event.event)
+        )
+    return event
 
 
 def _times(count: int, curve: np.ndarray) -> np.ndarray:

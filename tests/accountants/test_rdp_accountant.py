@@ -57,6 +57,18 @@ def test_gaussian_rdp_upper_bounds_exact_curve(sigma, count):
         assert acc.get_delta(eps) >= gaussian_delta(eps, mu)
 
 
+@pytest.mark.parametrize("sigma, count", [(5.0, 1), (20.0, 30)])
+def test_replace_one_gaussian_uses_twice_the_add_remove_sensitivity(sigma, count):
+    # Replacing a record moves a sum by up to twice the add/remove sensitivity, so the exact
+    # curve is the Gaussian's with mu = 2*sqrt(T)/sigma; RDP must bound it, like PLD does.
+    mu = 2.0 * math.sqrt(count) / sigma
+    rdp = RdpAccountant(neighboring_relation="replace_one").compose(GaussianDpEvent(sigma), count)
+    pld = PldAccountant(neighboring_relation="replace_one").compose(GaussianDpEvent(sigma), count)
+    for delta in (1e-3, 1e-6):
+        exact = gaussian_epsilon(delta, mu)
+        assert exact <= pld.get_epsilon(delta) <= rdp.get_epsilon(delta)
+
+
 def test_opacus_reference_value():
     # opacus/tests/accountants_test.py: RDP, q = 0.04, σ = 1.5, T = 2250, δ = 1e-5
     acc = RdpAccountant().compose(PoissonSampledDpEvent(0.04, GaussianDpEvent(1.5)), 2250)
