@@ -251,8 +251,8 @@ def _ball_tile(
     if n_cand == 0:
         return
     # The band -tol < r <= tol, where the fast product cannot decide. (flatnonzero is much
-    # faster than a 2-D nonzero.) Small balls: look only at the candidates.
-    if 8 * n_cand <= out.size:
+    # faster than a 2-D nonzero.) Tiny balls (< 0.4% of pairs): look only at the candidates.
+    if 256 * n_cand <= out.size:
         flat = np.flatnonzero(out)
         flat = flat[r.reshape(-1)[flat] > -tol]
     else:
