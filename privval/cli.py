@@ -275,6 +275,12 @@ def _require_budget(ledger: Any, dataset: str, ledger_path: str) -> None:
 @click.option("--dataset", default=None,
               help="Name of the protected dataset in the ledger (default: the --train file's stem).")
 @click.option("--purpose", default=None, help="Why this release is made (recorded in the ledger).")
+@click.option("--accountant", type=click.Choice(["pld", "rdp", "evr"]), default="pld",
+              show_default=True,
+              help="Calibrates the noise of a private release: privacy-loss distributions, Rényi "
+                   "DP, or estimate-verify-release (a verified Monte Carlo claim).")
+@click.option("--sampling-rate", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Poisson subsampling rate q in (0, 1] per validation point (default 1).")
 @click.option("--seed", type=int, default=None,
               help="Seed the noise for a reproducible (NOT secure) release; the ledger marks it seeded.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default="values.csv",
@@ -284,8 +290,8 @@ def _require_budget(ledger: Any, dataset: str, ledger_path: str) -> None:
 @_output_options
 def value(train_path: str, val_path: str, label_column: str | None, tau: str, metric: str,
           epsilon: float | None, delta: float | None, ledger_path: str, dataset: str | None,
-          purpose: str | None, seed: int | None, out_path: str, top: int, as_json: bool,
-          quiet: bool) -> None:
+          purpose: str | None, accountant: str, sampling_rate: float | None, seed: int | None,
+          out_path: str, top: int, as_json: bool, quiet: bool) -> None:
     """Value every training record by how much it helps classify the validation set.
 
     Without --epsilon this runs exact TKNN-Shapley (not private). With --epsilon and --delta it
@@ -302,8 +308,11 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
         raise CliError("--epsilon needs --delta too (e.g. --delta 1e-5, well below 1/N).")
     if delta is not None and not private:
         raise CliError("--delta only applies to a private release: add --epsilon, or drop --delta.")
-    if seed is not None and not private:
-        raise CliError("--seed only seeds the noise of a private release: add --epsilon, or drop --seed.")
+    for flag, given in (("--seed", seed is not None), ("--sampling-rate", sampling_rate is not None),
+                        ("--accountant", accountant != "pld")):
+        if given and not private:
+            raise CliError(f"{flag} only applies to a private release: add --epsilon and --delta, "
+                           f"or drop {flag}.")
 
     from privval.io import read_labeled, value_ranks, write_values
 
@@ -350,7 +359,8 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
                 train.x, train.y, val.x, val.y, epsilon=epsilon, delta=delta,
                 tau=_auto_tau(val.x, metric) if tau_value == "auto" else tau_value,
                 ledger=ledger, dataset=name, purpose=purpose or f"privval value --train {train_path}",
-                rng=seed, metric=metric, progress=progress)
+                rng=seed, metric=metric, accountant=accountant, sampling_rate=sampling_rate,
+                progress=progress)
             values = release.values
             guarantee = _guarantee_dict(release)
             budget = _budget_status(ledger, name)
@@ -360,9 +370,12 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
                        noise_scale=release.noise_scale, sampling_rate=release.sampling_rate,
                        n_val_used=int(len(release.validation_indices)),
                        ledger_entry=release.ledger_entry, seeded=release.seeded)
+        how = {"auto": " from the validation set", "private": " chosen privately, inside the guarantee"}
         lines.append(
             f"Valued {train.n_samples} training records on {val.n_samples} validation records "
-            f"(DP-TKNN-Shapley, {metric}, tau={_fmt(payload['tau'])}).")
+            f"(DP-TKNN-Shapley, {metric}, tau={_fmt(payload['tau'])}"
+            f"{how.get(payload['tau_source'], '')}; noise σ={_fmt(release.noise_scale)}, "
+            f"sampling rate {_fmt(release.sampling_rate)}).")
         lines.append(f"Guarantee: {_guarantee_text(guarantee)}"
                      f"{'; SEEDED noise: reproducible, not secure' if seed is not None else ''}.")
         lines.append("Hand owner j only row j: each value is DP towards everyone else, but the "
