@@ -329,22 +329,33 @@ def shard_values(
         a, b = tknn_point_values(counts[:, 0], counts[:, 1], n_classes)
     else:
         a_in, a_out, b_in, b_out = _own_record_weights(counts, n_classes)
+    # One weight vector per training class (its value in each ball: matching or not), so each
+    # record's value is a single masked mat-vec, as in the in-memory path.
+    classes, codes = np.unique(y, return_inverse=True)
     for r0, r1, mask in _ball_masks(x, x_val, tau=tau, metric=metric, budget=budget,
                                     func="shard_values"):
-        match = y[None, r0:r1] == y_val[:, None]
-        if sampling_rate is None:
-            out[r0:r1] = a @ (mask & match) + b @ (mask & ~match)
-            continue
-        if own_record == "added":
-            inside = np.zeros_like(mask)
-        elif sampling_rate < 1.0:
-            inside = _inclusion_bits(int(key), row0 + r0, r1 - r0, m, sampling_rate)
-        else:
-            inside = np.ones_like(mask)
-        hit = mask & match
-        miss = mask & ~match
-        out[r0:r1] = (a_in @ (hit & inside) + a_out @ (hit & ~inside)
-                      + b_in @ (miss & inside) + b_out @ (miss & ~inside))
+        if sampling_rate is not None:
+            if own_record == "added":
+                inside = None
+            elif sampling_rate < 1.0:
+                inside = _inclusion_bits(int(key), row0 + r0, r1 - r0, m, sampling_rate)
+            else:
+                inside = True
+        chunk_codes = codes[r0:r1]
+        for c in np.unique(chunk_codes):
+            cols = np.flatnonzero(chunk_codes == c)
+            same = y_val == classes[c]
+            ball = mask[:, cols]
+            if sampling_rate is None:
+                out[r0 + cols] = np.where(same, a, b) @ ball
+            elif inside is None:
+                out[r0 + cols] = np.where(same, a_out, b_out) @ ball
+            elif inside is True:
+                out[r0 + cols] = np.where(same, a_in, b_in) @ ball
+            else:
+                sub = inside[:, cols]
+                out[r0 + cols] = (np.where(same, a_in, b_in) @ (ball & sub)
+                                  + np.where(same, a_out, b_out) @ (ball & ~sub))
     return out
 
 
