@@ -368,7 +368,7 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
                        tau=release.tau,
                        tau_source="auto" if tau_value == "auto" else release.tau_source,
                        noise_scale=release.noise_scale, sampling_rate=release.sampling_rate,
-                       n_val_used=int(len(release.validation_indices)),
+                       n_val_used=len(release.validation_indices),
                        ledger_entry=release.ledger_entry, seeded=release.seeded)
         how = {"auto": " from the validation set", "private": " chosen privately, inside the guarantee"}
         lines.append(
@@ -488,9 +488,9 @@ def budget_set(dataset: str, epsilon: float, delta: float, accountant: str, data
                           fingerprint=fingerprint)
         status = _budget_status(ledger, dataset)
     _emit(as_json, {"ledger": ledger_path, "fingerprint": fingerprint, **status},
-          [f"Budget for {dataset!r} in {ledger_path!r}: ε={_fmt(epsilon)} at δ={_fmt(delta)} "
-           f"({accountant} accountant); spent ε={_fmt(status['spent']['epsilon'])}, remaining "
-           f"ε={_fmt(status['remaining']['epsilon'])}."])
+          [(f"Budget for {dataset!r} in {ledger_path!r}: ε={_fmt(epsilon)} at δ={_fmt(delta)} "
+            f"({accountant} accountant); spent ε={_fmt(status['spent']['epsilon'])}, remaining "
+            f"ε={_fmt(status['remaining']['epsilon'])}.")])
 
 
 @budget.command("show")
@@ -508,8 +508,8 @@ def budget_show(dataset: str | None, ledger_path: str, as_json: bool, quiet: boo
             names = ledger.datasets()
         rows = [_budget_status(ledger, name) for name in names]
     lines = [f"Ledger {ledger_path!r}:"] if rows else [
-        f"Ledger {ledger_path!r} has no budgets yet. Set one with: privval budget set --dataset "
-        f"NAME --epsilon E --delta D"]
+        (f"Ledger {ledger_path!r} has no budgets yet. Set one with: privval budget set --dataset "
+         f"NAME --epsilon E --delta D")]
     for r in rows:
         cap = r.get("cap") or {}
         lines.append(
@@ -549,8 +549,8 @@ def ledger_verify(ledger_path: str, as_json: bool, quiet: bool) -> None:
             EXIT_LEDGER_BROKEN, "ledger_broken")
     _emit(as_json, {"ledger": ledger_path, "verified": True, "rows": result.rows,
                     "head_hash": result.head_hash},
-          [f"Ledger {ledger_path!r}: hash chain verified, {result.rows} rows intact "
-           f"(head {result.head_hash[:16]}...; keep it elsewhere to detect truncation)."])
+          [(f"Ledger {ledger_path!r}: hash chain verified, {result.rows} rows intact "
+            f"(head {result.head_hash[:16]}...; keep it elsewhere to detect truncation).")])
 
 
 # ----------------------------------------------------------------------------- report

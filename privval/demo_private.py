@@ -97,8 +97,9 @@ class PrivateDemoResult:
 
     def summary(self) -> str:
         """Plain text: the budget, the refused request, and where the ledger and report are."""
-        lines = [f"Private rows were charged to dataset {self.dataset!r} (cap ε={self.budget_epsilon:.3g}, "
-                 f"δ={self.budget_delta:.1e}); each protects every training record (add/remove one)."]
+        lines = [(f"Private rows were charged to dataset {self.dataset!r} (cap "
+                  f"ε={self.budget_epsilon:.3g}, δ={self.budget_delta:.1e}); each protects every "
+                  f"training record (add/remove one).")]
         if self.refused is not None:
             lines.append(f"One more request was refused, spending nothing: {self.refused}")
         lines.append(f"Ledger: {self.ledger_path}")

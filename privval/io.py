@@ -33,7 +33,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DataFileError", "LabeledData", "SUPPORTED_SUFFIXES", "read_labeled", "value_ranks", "write_values"]
+__all__ = ["SUPPORTED_SUFFIXES", "DataFileError", "LabeledData", "read_labeled", "value_ranks", "write_values"]
 
 _CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
 _PARQUET_SUFFIXES = (".parquet", ".pq")

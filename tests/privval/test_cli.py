@@ -29,7 +29,7 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
     env["PRIVVAL_LEDGER"] = str(cwd / "ledger.db")
     env.pop("PRIVVAL_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "privval", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def invoke(*args: str, cwd: Path) -> Any:
