@@ -93,6 +93,8 @@ TAU_GRID_QUANTILES: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2
 _TAU_GRID_MAX_POINTS = 2000
 _RELATION = "add_or_remove_one"
 _PLD_SIGMA_FLOOR = 0.25
+_PLD_GRID = 1e-3  # PLD discretisation used to calibrate and state ε (pessimistic)
+_CAL_RTOL = 2e-3  # calibrated ε lies in [ε(1 - _CAL_RTOL), ε]
 
 
 # --------------------------------------------------------------------------- results
@@ -253,34 +255,72 @@ def _calibrate_cached(kind: str, params: tuple, epsilon: float, delta: float,
                       accountant: str) -> tuple[float, float]:
     """σ and the accountant's ε at δ for it; deterministic, so cached.
 
-    The search runs with a coarser PLD grid (``value_discretization_interval=1e-3``; PLD
-    rounds pessimistically, so a coarser grid overstates ε and can only make σ larger) inside a
-    bracket from the closed-form Gaussian composition; the stated ε is then recomputed with the
-    accountant's default precision.
+    PLD runs on a grid of width ``1e-3`` (:data:`_PLD_GRID`) instead of the default ``1e-4``:
+    PLD discretises pessimistically, so a coarser grid overstates ε and the stated ε remains
+    an upper bound (about 0.1% above the fine-grid value at T = 1000). A secant search on
+    log ε(log σ) from the closed-form Gaussian composition usually needs 3-5 accountant
+    evaluations; :func:`accountants.calibrate.calibrate` (bisection) is the fallback.
     """
     from accountants.calibrate import calibrate
 
     make = _event_factory(kind, params)
-    kwargs = {"value_discretization_interval": 1e-3} if accountant == "pld" else None
+    kwargs = {"value_discretization_interval": _PLD_GRID} if accountant == "pld" else {}
     # A PLD at a tiny σ has a huge support (losses up to ~1/(2σ²)): never search below this
     # floor with PLD. Returning the floor when a smaller σ would do is sound (more noise).
     floor = _PLD_SIGMA_FLOOR if accountant == "pld" else 1e-6
     bracket = _sigma_bracket(kind, params, epsilon, delta, floor)
-    sigma = None
+    found = None
     if bracket is not None:
-        try:
-            sigma = float(calibrate(make, epsilon, delta, accountant=accountant,
-                                    lower=bracket[0], upper=bracket[1], rtol=1e-3,
-                                    accountant_kwargs=kwargs))
-        except ValueError:  # the bracket missed: search from the floor up
-            sigma = None
-    if sigma is None:
+        found = _secant_sigma(make, epsilon, delta, accountant, kwargs, bracket, floor)
+    if found is None:
         sigma = float(calibrate(make, epsilon, delta, accountant=accountant, lower=floor,
-                                rtol=1e-3, accountant_kwargs=kwargs))
-    claimed = _epsilon_of(make(sigma), delta, accountant)
-    if claimed > epsilon:  # calibrate promises ≤ ε; never state more than was asked for
+                                rtol=1e-3, accountant_kwargs=kwargs or None))
+        found = (sigma, _epsilon_of(make(sigma), delta, accountant, kwargs))
+    sigma, claimed = found
+    if not claimed <= epsilon:  # never state more than was asked for
         raise RuntimeError(f"calibration returned σ={sigma} with ε={claimed} > {epsilon}")
     return sigma, claimed
+
+
+def _secant_sigma(make: Callable[[float], DpEvent], epsilon: float, delta: float,
+                  accountant: str, kwargs: dict, bracket: tuple[float, float],
+                  floor: float) -> tuple[float, float] | None:
+    """Secant search for σ with ε(σ) in [ε(1 − 2e-3), ε]; None if it does not converge.
+
+    Soundness does not depend on the search: the returned ε is the accountant's value at the
+    returned σ, and the caller checks it against the target.
+    """
+    aim = epsilon * (1.0 - 0.5 * _CAL_RTOL)  # the middle of the accepted window
+
+    def log_gap(x: float) -> tuple[float, float]:
+        eps = _epsilon_of(make(math.exp(x)), delta, accountant, kwargs)
+        if not (eps > 0 and math.isfinite(eps)):
+            raise ArithmeticError
+        return math.log(eps / aim), eps
+
+    lo_x, hi_x = math.log(bracket[0]), math.log(bracket[1])
+    x0 = min(max(math.log(0.8 * bracket[1]), lo_x), hi_x)
+    try:
+        f0, e0 = log_gap(x0)
+        best = (math.exp(x0), e0) if e0 <= epsilon else None
+        x1 = x0 + (0.05 if f0 > 0 else -0.05)
+        for _ in range(10):
+            x1 = min(max(x1, math.log(floor)), hi_x + 1.0)
+            f1, e1 = log_gap(x1)
+            if e1 <= epsilon and (best is None or math.exp(x1) < best[0]):
+                best = (math.exp(x1), e1)
+            if epsilon * (1 - _CAL_RTOL) <= e1 <= epsilon:
+                return math.exp(x1), e1
+            if f1 == f0:
+                break
+            step = -f1 * (x1 - x0) / (f1 - f0)
+            x0, f0 = x1, f1
+            x1 = x1 + max(-1.0, min(1.0, step))
+    except ArithmeticError:
+        return None
+    if best is not None and best[1] >= epsilon * (1 - 10 * _CAL_RTOL):
+        return best
+    return None
 
 
 def _gaussian_sigma(epsilon: float, delta: float, steps: int) -> float | None:
@@ -321,10 +361,11 @@ def _event_factory(kind: str, params: tuple) -> Callable[[float], DpEvent]:
     raise AssertionError(kind)
 
 
-def _epsilon_of(event: DpEvent, delta: float, accountant: str) -> float:
+def _epsilon_of(event: DpEvent, delta: float, accountant: str,
+                kwargs: dict | None = None) -> float:
     from accountants.accountant import make_accountant
 
-    return float(make_accountant(accountant).compose(event).get_epsilon(delta))
+    return float(make_accountant(accountant, **(kwargs or {})).compose(event).get_epsilon(delta))
 
 
 @dataclass(frozen=True)
@@ -491,9 +532,9 @@ def _bounded_pairs(geom: Any, n_val: int, n_train: int, k: int, budget: int,
 
 # --------------------------------------------------------------------------- noisy counts
 def _poisson_threshold(q: float) -> int | None:
-    """``floor(q · 2**64)``: a pair is sampled when a uniform 64-bit word is below it.
+    """``floor(q · 2**32)``: a pair is sampled when a uniform 32-bit integer is below it.
 
-    The realised rate ``floor(q·2**64)/2**64`` lies in ``(q - 2**-64, q]``; a lower rate is
+    The realised rate ``floor(q·2**32)/2**32`` lies in ``(q - 2**-32, q]``; a lower rate is
     at least as private (Poisson(q') = Poisson(q) followed by Poisson(q'/q)), so accounting
     with ``q`` is sound. None for q = 1 (no sampling).
     """
@@ -501,7 +542,12 @@ def _poisson_threshold(q: float) -> int | None:
         return None
     from fractions import Fraction
 
-    return math.floor(Fraction(q) * (1 << 64))
+    return math.floor(Fraction(q) * (1 << 32))
+
+
+def _uniform_u32(source: NoiseSource, size: int) -> np.ndarray:
+    """``size`` independent uniform 32-bit integers (each 64-bit word gives two)."""
+    return source.words((size + 1) // 2).view(np.uint32)[:size]
 
 
 def _noise(sigma: float, shape: tuple[int, int], noise: str, source: NoiseSource) -> np.ndarray:
@@ -566,16 +612,25 @@ def _release_values(
         nb = v1 - v0
         match = codes_sorted[cols] == codes_v[v0:v1][rows]
         if threshold is None:
-            sampled = np.ones(rows.shape[0], dtype=bool)
+            sampled = None
+            s_rows, s_match = rows, match
         else:
-            sampled = source.words(rows.shape[0]) < np.uint64(threshold)
-        ca = np.bincount(rows[sampled & match], minlength=nb)
-        cm = np.bincount(rows[sampled & ~match], minlength=nb)
-        ca_hat, cm_hat = _noisy_pairs(ca, cm, z[v0:v1], pair)
+            sampled = _uniform_u32(source, rows.shape[0]) < np.uint32(threshold)
+            s_rows, s_match = rows[sampled], match[sampled]
+        ct = np.bincount(s_rows, minlength=nb)
+        ca = np.bincount(s_rows, weights=s_match, minlength=nb).astype(np.int64)
+        ca_hat, cm_hat = _noisy_pairs(ca, ct - ca, z[v0:v1], pair)
         noisy[v0:v1, 0], noisy[v0:v1, 1] = ca_hat, cm_hat
         table = _value_table(ca_hat, cm_hat, n_classes).ravel()
-        index = rows * 4 + match * 2 + sampled
-        acc += np.bincount(cols, weights=table[index], minlength=n_train)
+        # Column of the value table: 2·match + sampled (see _value_table).
+        key = rows * 4
+        np.add(key, match, out=key)
+        np.add(key, match, out=key)
+        if sampled is None:
+            key += 1
+        else:
+            np.add(key, sampled, out=key)
+        acc += np.bincount(cols, weights=table[key], minlength=n_train)
     values = np.empty(n_train, dtype=np.float64)
     values[order] = acc
     return values, noisy
