@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -314,3 +316,39 @@ def test_demo_is_the_main_job(tmp_path) -> None:
     ledger, report = Path(tmp_path / info["ledger_path"]), Path(tmp_path / info["report_path"])
     assert ledger.parent == report.parent == tmp_path / "privval-demo"
     assert ledger.exists() and "<html" in report.read_text(encoding="utf-8").lower()
+
+
+def _quickstart_command() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quickstart", 1)[1]
+    return re.search(r"```bash\n(.*?)\n```", section, flags=re.DOTALL).group(1).strip()
+
+
+@pytest.mark.slow
+def test_readme_quickstart_commands_run_verbatim(tmp_path) -> None:
+    """The README's install-and-run command, as written, in a fresh venv on a copy of the repo.
+
+    A real (non-editable) install also checks the packaging: package data, the console script.
+    """
+    command = _quickstart_command()
+    assert "privval demo" in command
+    source = tmp_path / "privval-src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "privval-demo",
+        "*.db", "*.db-wal", "*.db-shm", "values.csv", ".venv", "venv"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                   timeout=120)
+    bindir = venv / ("Scripts" if os.name == "nt" else "bin")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PRIVVAL_LEDGER")}
+    env.update(PATH=os.pathsep.join([str(bindir), env.get("PATH", "")]), VIRTUAL_ENV=str(venv),
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    result = subprocess.run(["bash", "-c", command], cwd=source, env=env, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    assert "TKNN-Shapley" in result.stdout and "DP-TKNN-Shapley" in result.stdout
+    assert "AUROC" in result.stdout
+    installed = subprocess.run([str(bindir / "python"), "-c", "import privval; print(privval.__file__)"],
+                               cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert str(venv) in installed.stdout, "the demo did not run from the fresh install"
+    assert (source / "privval-demo" / "report.html").exists()
