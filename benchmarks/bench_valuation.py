@@ -173,8 +173,9 @@ def main() -> None:
     parser.add_argument("--pydvl-python", default=DEFAULT_PYDVL_PYTHON)
     args = parser.parse_args()
     scale = 10 if args.quick else 1
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"privval valuation benchmark on {platform.machine()} with {os.cpu_count()} CPU(s), "
-          f"numpy {np.__version__}, Python {platform.python_version()}"
+          f"numpy {np.__version__}, Python {platform.python_version()}, load average {load}"
           f"{' (QUICK: sizes / 10)' if args.quick else ''}")
     bench_tknn_vs_matmul(100_000 // scale, 1_000, 128, args.repeat)
     bench_knn_vs_pydvl(10_000 // scale, 100, 64, 5, args.repeat, args.pydvl_python)
