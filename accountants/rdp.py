@@ -33,6 +33,7 @@ import math
 import numbers
 from typing import Any
 
+import attr
 import numpy as np
 from dp_accounting import dp_event as _dpe
 from dp_accounting.rdp import rdp_privacy_accountant as _dpa_rdp
@@ -339,16 +340,21 @@ class RdpAccountant(Accountant):
 
 
 def _replace_one_gaussians(event: DpEvent) -> DpEvent:
-    """Halve every Gaussian noise multiplier: the replace-one reading of a Gaussian event.
+    """Halve every Gaussian and Laplace noise multiplier: their replace-one reading.
 
     A ``GaussianDpEvent(σ)`` states σ relative to the add/remove sensitivity (the clipping
     norm in DP-SGD). Replacing one record moves the sum by up to twice that, which
     dp-accounting's PLD accountant honours (sensitivity 2 under ``REPLACE_ONE``) but its RDP
     accountant does not (it uses the add/remove curve for every relation). Reading σ as σ/2
-    here makes both accountants agree and can only increase the reported loss.
+    here makes both accountants agree and can only increase the reported loss. The same holds
+    for ``LaplaceDpEvent(b)`` (ε = 2/b under replace-one; dp-accounting's PLD refuses it, its
+    RDP reported 1/b), and the rewrite reaches every wrapper with an ``event`` field
+    (e.g. ``RepeatAndSelectDpEvent``), not only the ones listed below.
     """
     if isinstance(event, _dpe.GaussianDpEvent):
         return _dpe.GaussianDpEvent(event.noise_multiplier / 2.0)
+    if isinstance(event, _dpe.LaplaceDpEvent):
+        return _dpe.LaplaceDpEvent(event.noise_multiplier / 2.0)
     if isinstance(event, _dpe.SelfComposedDpEvent):
         return _dpe.SelfComposedDpEvent(_replace_one_gaussians(event.event), event.count)
     if isinstance(event, _dpe.ComposedDpEvent):
@@ -359,6 +365,9 @@ def _replace_one_gaussians(event: DpEvent) -> DpEvent:
         return _dpe.SampledWithoutReplacementDpEvent(
             event.source_dataset_size, event.sample_size, _replace_one_gaussians(event.event)
         )
+    inner = getattr(event, "event", None)
+    if isinstance(inner, DpEvent) and attr.has(type(event)):
+        return attr.evolve(event, event=_replace_one_gaussians(inner))
     return event
 
 

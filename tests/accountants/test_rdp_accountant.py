@@ -205,3 +205,32 @@ def test_infinite_orders_are_ignored_in_conversion():
     assert acc.get_epsilon(1e-5) == finite.get_epsilon(1e-5) < math.inf
     assert acc.get_delta(math.inf) == 0.0
     assert acc.get_delta(1.0) == finite.get_delta(1.0)
+
+
+@pytest.mark.parametrize("scale", [2.0, 8.0])
+def test_replace_one_laplace_uses_twice_the_add_remove_sensitivity(scale):
+    # LaplaceDpEvent(b) states b against the add/remove sensitivity, like a Gaussian's noise
+    # multiplier: replacing a record moves the query by up to 2, so the mechanism is the
+    # Laplace mechanism with eps0 = 2/b, whose exact curve is delta(eps) = 1 - exp((eps - eps0)/2)
+    # for eps <= eps0 (closed form), i.e. eps(delta) = eps0 + 2 ln(1 - delta).
+    from dp_accounting.dp_event import LaplaceDpEvent
+
+    eps0 = 2.0 / scale
+    acc = RdpAccountant(neighboring_relation="replace_one").compose(LaplaceDpEvent(scale))
+    for delta in (1e-3, 1e-6):
+        exact = eps0 + 2.0 * math.log1p(-delta)
+        assert acc.get_epsilon(delta) >= exact
+
+
+def test_replace_one_reads_gaussians_inside_repeat_and_select():
+    # RepeatAndSelect of a Gaussian under replace-one is the add/remove RepeatAndSelect of the
+    # Gaussian with twice the sensitivity (sigma/2), computed independently by dp-accounting.
+    from dp_accounting import dp_event as dpe
+    from dp_accounting.rdp import rdp_privacy_accountant as dpa_rdp
+
+    sigma = 4.0
+    ours = RdpAccountant(neighboring_relation="replace_one").compose(
+        dpe.RepeatAndSelectDpEvent(GaussianDpEvent(sigma), 2.0, 1.0))
+    ref = dpa_rdp.RdpAccountant().compose(dpe.RepeatAndSelectDpEvent(GaussianDpEvent(sigma / 2), 2.0, 1.0))
+    for delta in (1e-3, 1e-6):
+        assert ours.get_epsilon(delta) >= ref.get_epsilon(delta)
