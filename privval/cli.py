@@ -92,13 +92,25 @@ def _translate(exc: BaseException) -> CliError:
 
 
 class _Group(click.Group):
-    """A click group that turns library exceptions into exit codes 1, 2 and 3."""
+    """A click group that turns library exceptions into exit codes 1, 2, 3 and 4."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--json" in args:  # so that even option-parsing errors come back as JSON
+            ctx.meta[_JSON_KEY] = True
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CliError as error:
             error.as_json = error.as_json or bool(ctx.meta.get(_JSON_KEY))
+            raise
+        except click.UsageError as error:
+            if ctx.meta.get(_JSON_KEY) and not getattr(error, "json_shown", False):
+                error.json_shown = True  # type: ignore[attr-defined]  # nested groups re-raise
+                click.echo(json.dumps({"ok": False, "error": {
+                    "kind": "bad_input", "exit_code": error.exit_code,
+                    "message": error.format_message()}}))
             raise
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise

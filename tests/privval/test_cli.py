@@ -144,6 +144,14 @@ def test_bad_input_in_a_real_process_exits_2_with_json_error(data) -> None:
     assert "missing.csv" in payload["error"]["message"]
 
 
+def test_option_errors_are_json_too_under_json(tmp_path) -> None:
+    result = invoke("budget", "set", "--dataset", "d", "--epsilon", "-2", "--delta", "1e-5",
+                    "--json", cwd=tmp_path)
+    assert result.exit_code == 2
+    payload = json.loads(result.stdout)
+    assert payload["ok"] is False and "--epsilon" in payload["error"]["message"]
+
+
 def test_commands_on_a_missing_ledger_say_how_to_create_it(tmp_path) -> None:
     for args in (["budget", "show"], ["ledger", "verify"], ["report", "--out", "r.html"],
                  ["value", "--train", "t.csv", "--val", "t.csv", "--tau", "1", "--epsilon", "1",
