@@ -704,7 +704,8 @@ class PTRSGD(_PoissonTrainer):
                      dataset, error=TypeError if dataset is not None else ValueError)
         if purpose is not None and not isinstance(purpose, str):
             fail("purpose", func, "a str or None", purpose, error=TypeError)
-        self._accountant = RdpAccountant(orders=orders, neighboring_relation=NEIGHBORING_RELATION)
+        self._orders = RdpAccountant(orders=orders).orders  # validates the orders
+        self._composed: tuple[int, RdpAccountant] | None = None
         super().__init__(model, x, y, lr=lr, clip_norm=clip_norm,
                          expected_batch_size=expected_batch_size, loss_fn=loss_fn, rng=rng,
                          max_steps=max_steps)
@@ -791,19 +792,30 @@ class PTRSGD(_PoissonTrainer):
         return PoissonSampledDpEvent(self.sampling_rate, self.event)
 
     def _accountant_kwargs(self, name: str) -> dict[str, Any]:
-        return {"orders": self._accountant.orders} if name == "rdp" else {}
+        return {"orders": self._orders} if name == "rdp" else {}
 
     def epsilon(self, delta: float) -> float:
-        """ε at δ so far from the running RDP accountant (rigorous, rounded up)."""
-        return float(self._accountant.get_epsilon(delta))
+        """ε at δ so far from the RDP accountant (rigorous, rounded up)."""
+        return float(self.accountant.get_epsilon(delta))
 
     @property
     def accountant(self) -> RdpAccountant:
-        """The running RDP accountant (one composed event per step)."""
-        return self._accountant
+        """An RDP accountant holding every step charged so far (add/remove relation).
+
+        Every step is the same event, so the accountant is built as one
+        ``compose(event, count=steps)`` (RDP composition multiplies the curve by the count)
+        instead of recomputing the subsampled PTR curve at each step; a step counts as
+        composed from the moment it is charged, before its batch is drawn.
+        """
+        if self._composed is None or self._composed[0] != self.steps:
+            acc = RdpAccountant(orders=self._orders, neighboring_relation=NEIGHBORING_RELATION)
+            if self.steps:
+                acc.compose(self._events(), self.steps)
+            self._composed = (self.steps, acc)
+        return self._composed[1]
 
     def step(self) -> StepResult:
-        """One private step; charged (ledger, then accountant) before any data is touched.
+        """One private step; charged (ledger, then the step count) before data is touched.
 
         Raises
         ------
@@ -815,7 +827,6 @@ class PTRSGD(_PoissonTrainer):
         self._check_budget()
         event = self._events()
         if self._ledger is None:
-            self._accountant.compose(event)
             return self._run(None)
         details = {
             "mechanism": "ptr-sgd",
@@ -835,12 +846,11 @@ class PTRSGD(_PoissonTrainer):
             purpose=self._purpose,
             details=details,
         ) as entry:
-            self._accountant.compose(event)
             result = self._run(int(entry.id))
         return result
 
     def _run(self, ledger_entry: int | None) -> StepResult:
-        self.steps += 1
+        self.steps += 1  # composed from here on (see :attr:`accountant`)
         grads = self._per_example_grads(self._poisson_batch())
         update, passed = self._release(grads)
         self._apply(update)
