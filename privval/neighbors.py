@@ -182,26 +182,36 @@ def _prepare(
     for cosine it is ``tau``. The caller handles ``tau = inf`` without distances.
     """
     work = np.float32 if x_train.dtype == np.float32 else np.float64
-    xt = x_train if train_order is None else x_train[train_order]
     if metric == "euclidean":
         offset = 0.0 if tau is None else tau * tau
-        sq_t = np.einsum("ij,ij->i", xt, xt, dtype=np.float64)
-        sq_v = np.einsum("ij,ij->i", x_val, x_val, dtype=np.float64)
-        aug_t = np.empty((xt.shape[0], xt.shape[1] + 2), dtype=work)
-        np.multiply(xt, -2.0, out=aug_t[:, :-2], casting="unsafe")
+        # Squared norms in the working precision: their rounding is inside the tolerance bound.
+        sq_t = np.einsum("ij,ij->i", x_train, x_train).astype(np.float64)
+        sq_v = np.einsum("ij,ij->i", x_val, x_val).astype(np.float64)
+        n, d = x_train.shape
+        aug_t = np.empty((n, d + 2), dtype=work)
+        if train_order is None:
+            np.multiply(x_train, -2.0, out=aug_t[:, :-2])
+        else:
+            np.take(x_train, train_order, axis=0, out=aug_t[:, :-2], mode="clip")
+            aug_t[:, :-2] *= -2.0
+            sq_t = sq_t[train_order]
         aug_t[:, -2] = sq_t
         aug_t[:, -1] = 1.0
-        aug_v = np.empty((x_val.shape[0], x_val.shape[1] + 2), dtype=work)
+        aug_v = np.empty((x_val.shape[0], d + 2), dtype=work)
         aug_v[:, :-2] = x_val
         aug_v[:, -2] = 1.0
         aug_v[:, -1] = sq_v - offset if math.isfinite(offset) else sq_v  # inf: no distances
-        if not (np.all(np.isfinite(aug_t)) and np.all(np.isfinite(aug_v))):
+        # Features are finite (validated), so the augmented rows are finite iff the squared
+        # norms are (|2 x| <= 1 + |x|^2) and so are the sums of the last column.
+        if not (np.all(np.isfinite(sq_t)) and np.all(np.isfinite(aug_v[:, -1]))
+                and np.all(np.isfinite(aug_t[:, -2]))):
             if work is np.float32:  # squared norms overflow float32: redo in float64
                 return _prepare(x_train.astype(np.float64), x_val.astype(np.float64),
                                 metric=metric, tau=tau, train_order=train_order, device=device,
                                 func=func)
             raise ValueError("Feature values are too large: their squared norms overflow float64.")
     else:
+        xt = x_train if train_order is None else x_train[train_order]
         offset = 0.0 if tau is None else tau
         nt = np.sqrt(np.einsum("ij,ij->i", xt, xt, dtype=np.float64))
         nv = np.sqrt(np.einsum("ij,ij->i", x_val, x_val, dtype=np.float64))
