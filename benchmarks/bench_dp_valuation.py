@@ -164,19 +164,27 @@ def _plot(res: dict) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, name in zip(axes, ("digits", "breast_cancer")):
-        for label, style in ((TKNN, "k--"), (DP, "o-"), (DP_CT, "s-"), (DPKNN, "^-"),
-                             (Q1, "x:"), (Q001, "d:")):
-            means = [np.mean(res["auroc"][(name, label, e)]) for e in EPSILONS]
-            sds = [np.std(res["auroc"][(name, label, e)], ddof=1) for e in EPSILONS]
-            ax.errorbar(EPSILONS, means, yerr=sds, fmt=style, label=label, capsize=2)
-        ax.set_xscale("log")
-        ax.set_xlabel("ε (δ = 1e-5)")
-        ax.set_title(f"{name}: 10% flipped labels, 5 seeds")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mislabel detection AUROC")
-    axes[1].legend(fontsize=8, loc="lower right")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    styles = ((TKNN, "k--"), (DP, "o-"), (DP_CT, "s-"), (DPKNN, "^-"), (Q1, "x:"), (Q001, "d:"))
+    for col, name in enumerate(("digits", "breast_cancer")):
+        for row, metric in enumerate(("auroc", "spearman")):
+            ax = axes[row, col]
+            for label, style in styles:
+                if metric == "spearman" and label == TKNN:
+                    continue
+                vals = [res[metric][(name, label, e)] for e in EPSILONS]
+                ax.errorbar(EPSILONS, [np.mean(v) for v in vals],
+                            yerr=[np.std(v, ddof=1) for v in vals], fmt=style, label=label,
+                            capsize=2)
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(f"{name}: 10% flipped labels, 5 seeds")
+            else:
+                ax.set_xlabel("ε (δ = 1e-5)")
+    axes[0, 0].set_ylabel("mislabel detection AUROC")
+    axes[1, 0].set_ylabel("Spearman vs non-private values")
+    axes[0, 1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path = RESULTS / "bench_dp_valuation.png"
     fig.savefig(path, dpi=120)

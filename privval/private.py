@@ -43,9 +43,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import numbers
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +59,12 @@ from accountants.events import (
     SelfComposedDpEvent,
     to_json,
 )
-from accountants.noise import NoiseSource, make_noise_source, sample_discrete_gaussian, sample_gaussian
+from accountants.noise import (
+    NoiseSource,
+    make_noise_source,
+    sample_discrete_gaussian,
+    sample_gaussian,
+)
 from privval._validation import (
     check_choice,
     check_fraction,
@@ -185,8 +189,7 @@ class ValuationRelease:
 
 # --------------------------------------------------------------------------- validation
 def _check_epsilon(value: Any, func: str) -> float:
-    eps = check_positive_float(value, "epsilon", func)
-    return eps
+    return check_positive_float(value, "epsilon", func)
 
 
 def _check_delta(value: Any, func: str) -> float:
@@ -403,7 +406,7 @@ def _evr_module() -> Any:
 def _sigma_bracket(kind: str, params: tuple, epsilon: float, delta: float,
                    floor: float) -> tuple[float, float] | None:
     """A bracket for σ around the closed-form Gaussian composition (None if it has none)."""
-    q = {"counts": lambda: params[0], "selection+counts": lambda: params[1]}.get(kind, lambda: 1.0)()
+    q = params[0] if kind == "counts" else params[1] if kind == "selection+counts" else 1.0
     guess = _gaussian_sigma(epsilon, delta, params[-1] if kind != "selection" else 1)
     if guess is None:
         return None
@@ -444,8 +447,7 @@ def _charged(ledger: Any, dataset: str | None, event: DpEvent, *, sensitivity: f
              details: dict[str, Any]) -> Iterator[Any]:
     """Commit the charge (or raise BudgetExceededError, spending nothing) before releasing."""
     if ledger is None:
-        with nullcontext(None) as entry:
-            yield entry
+        yield None
         return
     with ledger.charge(dataset, event, sensitivity=sensitivity, sampling=sampling, seeded=seeded,
                        neighboring_relation=_RELATION, purpose=purpose, certificate=certificate,

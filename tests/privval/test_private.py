@@ -334,7 +334,8 @@ BAD_INPUT = [
 @pytest.mark.parametrize("change, error, fragment", BAD_INPUT)
 def test_bad_input_is_refused_before_anything_is_charged(rng, ledger, change, error, fragment):
     xt, yt, xv, yv = _blobs(rng, 50, 10)
-    kwargs = dict(tau=1.5, epsilon=1.0, delta=1e-5, ledger=ledger, dataset="train", rng=14)
+    kwargs = {"tau": 1.5, "epsilon": 1.0, "delta": 1e-5, "ledger": ledger, "dataset": "train",
+              "rng": 14}
     kwargs.update(change)
     with pytest.raises(error, match=fragment):
         dp_tknn_shapley(xt, yt, xv, yv, **kwargs)
@@ -439,7 +440,7 @@ def test_dp_knn_shapley_is_calibrated_per_owner_and_reduces_to_knn_shapley(rng):
 def test_dp_knn_shapley_refuses_bad_input_before_charging(rng, ledger):
     xt, yt, xv, yv = _blobs(rng, 50, 10)
     for change in ({"k": 0}, {"epsilon": 0.0}, {"delta": 1.0}, {"n_val_used": 11}):
-        kwargs = dict(k=5, epsilon=1.0, delta=1e-5, ledger=ledger, dataset="train")
+        kwargs = {"k": 5, "epsilon": 1.0, "delta": 1e-5, "ledger": ledger, "dataset": "train"}
         kwargs.update(change)
         with pytest.raises((ValueError, TypeError)):
             dp_knn_shapley(xt, yt, xv, yv, **kwargs)
