@@ -677,7 +677,9 @@ def _vote_histogram(xt: np.ndarray, codes_t: np.ndarray, xv: np.ndarray, codes_v
                     func="dp_tknn_shapley")
     thr = grid * grid if metric == "euclidean" else grid
     hist = np.zeros(g, dtype=np.int64)
-    train_chunk = max(1, min(n_train, budget // n_val))
+    # Each pair holds a float64 distance, an int64 key and more: a quarter tile keeps memory
+    # near that of the other passes.
+    train_chunk = max(1, min(n_train, budget // (4 * n_val)))
     for t0 in range(0, n_train, train_chunk):
         t1 = min(n_train, t0 + train_chunk)
         width = t1 - t0
