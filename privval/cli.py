@@ -28,8 +28,8 @@ import os
 import sqlite3
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,7 @@ def _progress(quiet: bool, as_json: bool) -> bool:
     return not quiet and not as_json and sys.stderr.isatty()
 
 
-def _positive(name: str, what: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+def _positive(what: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def check(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
         if value is not None and not (math.isfinite(value) and value > 0):
             raise click.BadParameter(f"must be a finite number > 0 ({what}). Got {value}.",
@@ -193,15 +193,12 @@ def _emit(as_json: bool, payload: Mapping[str, Any], lines: list[str]) -> None:
 
 
 def _jsonable(obj: Any) -> Any:
-    try:
-        import numpy as np
+    import numpy as np
 
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:  # pragma: no cover - numpy is a core dependency
-        pass
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "__dict__"):
@@ -228,16 +225,6 @@ def _open_ledger(path: str, *, must_exist: bool) -> Any:
     from accountants.ledger import Ledger
 
     return Ledger(path)
-
-
-@contextmanager
-def _closing(ledger: Any) -> Iterator[Any]:
-    try:
-        yield ledger
-    finally:
-        close = getattr(ledger, "close", None)
-        if callable(close):
-            close()
 
 
 def _budget_status(ledger: Any, dataset: str) -> dict[str, Any]:
@@ -278,7 +265,7 @@ def _require_budget(ledger: Any, dataset: str, ledger_path: str) -> None:
                    "number > 0.")
 @click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default="euclidean",
               show_default=True, help="Distance between feature vectors.")
-@click.option("--epsilon", type=float, default=None, callback=_positive("--epsilon", "the ε to spend"),
+@click.option("--epsilon", type=float, default=None, callback=_positive("the ε to spend"),
               help="Spend this ε for a differentially private release (DP-TKNN-Shapley). "
                    "Without it, values are exact and NOT private.")
 @click.option("--delta", type=float, default=None, callback=_delta_check,
@@ -365,7 +352,7 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
         from privval.private import dp_tknn_shapley
 
         name = dataset or Path(train_path).stem
-        with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
+        with closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
             _require_budget(ledger, name, ledger_path)
             release = dp_tknn_shapley(
                 train.x, train.y, val.x, val.y, epsilon=epsilon, delta=delta,
@@ -473,7 +460,7 @@ def budget() -> None:
 
 @budget.command("set")
 @click.option("--dataset", required=True, help="Name of the protected dataset.")
-@click.option("--epsilon", type=float, required=True, callback=_positive("--epsilon", "the total ε cap"),
+@click.option("--epsilon", type=float, required=True, callback=_positive("the total ε cap"),
               help="Total ε the dataset may ever spend.")
 @click.option("--delta", type=float, required=True, callback=_delta_check,
               help="Total δ the dataset may ever spend, e.g. 1e-5.")
@@ -495,7 +482,7 @@ def budget_set(dataset: str, epsilon: float, delta: float, accountant: str, data
 
         data = read_labeled(data_path, label_column)
         fingerprint = fingerprint_arrays(data.x, data.y)
-    with _closing(_open_ledger(ledger_path, must_exist=False)) as ledger:
+    with closing(_open_ledger(ledger_path, must_exist=False)) as ledger:
         ledger.set_budget(dataset, epsilon=epsilon, delta=delta, accountant=accountant,
                           fingerprint=fingerprint)
         status = _budget_status(ledger, dataset)
@@ -512,7 +499,7 @@ def budget_set(dataset: str, epsilon: float, delta: float, accountant: str, data
 def budget_show(dataset: str | None, ledger_path: str, as_json: bool, quiet: bool) -> None:
     """Show cap, spent and remaining (ε, δ) per dataset."""
     _setup(as_json)
-    with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
+    with closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
         if dataset is not None:
             _require_budget(ledger, dataset, ledger_path)
             names = [dataset]
@@ -548,7 +535,7 @@ def ledger_verify(ledger_path: str, as_json: bool, quiet: bool) -> None:
     from accountants.ledger import LedgerCorruptError
 
     try:
-        with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
+        with closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
             result = ledger.verify()
     except LedgerCorruptError as exc:
         raise CliError(f"Ledger {ledger_path!r} FAILED verification: {exc}", EXIT_LEDGER_BROKEN,
@@ -594,7 +581,7 @@ def report(fmt: str | None, out_path: str | None, dataset: str | None, compare: 
     if not Path(out_path).resolve().parent.exists():
         raise CliError(f"Cannot write {out_path!r}: its directory does not exist. Create it or "
                        f"choose another --out path.")
-    with _closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
+    with closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
         if dataset is not None:
             _require_budget(ledger, dataset, ledger_path)
         from accountants.report import render_report
