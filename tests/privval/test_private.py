@@ -178,12 +178,13 @@ def test_max_contributions_bounds_each_record_to_its_k_nearest_balls(rng):
 
 
 # --------------------------------------------------------------------------- noise
-def test_count_noise_has_variance_sigma_squared(rng):
+@pytest.mark.parametrize("noise", ["discrete_gaussian", "gaussian"])
+def test_count_noise_has_variance_sigma_squared(rng, noise):
     # Every training point is in every ball (tau = inf) and counts are far from 0, so the
     # released counts minus the exact counts are the raw noise draws.
     xt, yt, xv, yv = _blobs(rng, 400, 1500)
     rel = dp_tknn_shapley(xt, yt, xv, yv, tau=math.inf, epsilon=30.0, delta=1e-5,
-                          sampling_rate=1.0, rng=6)
+                          sampling_rate=1.0, noise=noise, rng=6)
     sigma = rel.noise_scale
     assert 1.0 < sigma < 20.0
     exact = neighbor_counts(xt, yt, xv, yv, tau=math.inf)
@@ -192,8 +193,11 @@ def test_count_noise_has_variance_sigma_squared(rng):
     n = z.size
     # Mean: |z̄| / (σ/√n) beyond the two-sided normal quantile at ALPHA.
     assert abs(z.mean()) / (sigma / math.sqrt(n)) < stats.norm.isf(ALPHA / 2)
-    # Variance: (n-1)s²/σ² ~ χ²(n-1) (the discrete Gaussian's variance is σ² to 1e-30 here).
-    chi2 = (n - 1) * z.var(ddof=1) / sigma**2
+    # Variance: (n-1)s²/v ~ χ²(n-1) with v = σ² for the discrete Gaussian (exact to 1e-30
+    # here) and σ² + 1/12 for a continuous Gaussian rounded to the nearest integer
+    # (Sheppard's correction, exact to e^(-2π²σ²)).
+    var = sigma**2 if noise == "discrete_gaussian" else sigma**2 + 1.0 / 12.0
+    chi2 = (n - 1) * z.var(ddof=1) / var
     lo, hi = stats.chi2.ppf(ALPHA / 2, n - 1), stats.chi2.isf(ALPHA / 2, n - 1)
     assert lo < chi2 < hi
     # The two coordinates of a pair are independent draws.
@@ -340,6 +344,16 @@ def test_bad_input_is_refused_before_anything_is_charged(rng, ledger, change, er
     with pytest.raises(error, match=fragment):
         dp_tknn_shapley(xt, yt, xv, yv, **kwargs)
     assert ledger.spent("train").charges == 0
+
+
+def test_default_number_of_classes_comes_from_the_validation_labels(rng):
+    # A training label absent from the validation set (class 2) must not change C: the set of
+    # training labels is private.
+    xt, yt, xv, yv = _blobs(rng, 60, 12)
+    yt = yt.copy()
+    yt[:5] = 2
+    rel = dp_tknn_shapley(xt, yt, xv, yv, tau=1.5, epsilon=1.0, delta=1e-5, rng=20)
+    assert rel.n_classes == 2
 
 
 def test_dataset_without_ledger_is_refused(rng):
