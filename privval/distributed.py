@@ -1030,7 +1030,6 @@ def dask_dp_tknn_shapley(
         entry_id = int(entry.id)
     else:
         noisy = release()
-    del counts
     divisor = float(t_used) if reduce == "mean" else 1.0
     values = _value_graph(train, xu, yu, noisy, tau=tau, metric=metric, n_classes=n_cls,
                           rate=rate, key=key, budget=budget, divisor=divisor, func=func)

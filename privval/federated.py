@@ -74,7 +74,6 @@ from privval._validation import (
     check_int,
     check_labels,
     check_metric,
-    check_positive_float,
     check_tau,
     fail,
 )
@@ -217,8 +216,8 @@ class Participant:
     def receive(self, round_: FederatedRound) -> None:
         """Compute this participant's record values from a round's broadcast noisy counts."""
         state = self._state(round_.round_id, "Participant.receive")
-        common = dict(tau=state.tau, n_classes=round_.n_classes, metric=state.metric,
-                      sampling_rate=state.rate, key=state.key)
+        common = {"tau": state.tau, "n_classes": round_.n_classes, "metric": state.metric,
+                  "sampling_rate": state.rate, "key": state.key}
         divisor = float(state.x_val.shape[0]) if round_.reduce == "mean" else 1.0
         state.values = shard_values(self._x, self._y, state.x_val, state.y_val,
                                     round_.noisy_counts, own_record="subsample",
@@ -979,7 +978,7 @@ def simulate_federation(
     gen = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     seeded = rng is not None
     n = xs.shape[0]
-    n_val = max(1, int(round(vf * n)))
+    n_val = max(1, round(vf * n))
     if n - n_val < p_count:
         fail("n_participants", func, f"at most {n - n_val} (one record each after the "
              f"validation split)", p_count)

@@ -15,20 +15,20 @@ import pytest
 pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
-import dask  # noqa: E402
-import dask.array as da  # noqa: E402
+import dask
+import dask.array as da
 
-from accountants import noise as noise_module  # noqa: E402
-from accountants.ledger import Ledger  # noqa: E402
-from privval.distributed import (  # noqa: E402
+from accountants import noise as noise_module
+from accountants.ledger import Ledger
+from privval.distributed import (
     dask_dp_tknn_shapley,
     dask_neighbor_counts,
     dask_tknn_shapley,
     shard_counts,
     shards_to_dask,
 )
-from privval.neighbors import neighbor_counts  # noqa: E402
-from privval.tknn import tknn_point_values, tknn_shapley  # noqa: E402
+from privval.neighbors import neighbor_counts
+from privval.tknn import tknn_point_values, tknn_shapley
 
 pytestmark = pytest.mark.dask
 
