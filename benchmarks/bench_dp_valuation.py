@@ -229,7 +229,7 @@ def wall_time(n: int, m: int, d: int, repeat: int, out: _Tee) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)

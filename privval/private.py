@@ -601,7 +601,10 @@ def _release_values(
     """
     n_train, n_val = xt.shape[0], xv.shape[0]
     order = np.argsort(codes_t, kind="stable")
-    codes_sorted = codes_t[order]
+    # Narrow label codes make the per-pair gathers cache-resident.
+    small = np.int16 if max(int(codes_t.max(initial=0)), int(codes_v.max(initial=0))) < 2**15 else np.int64
+    codes_sorted = codes_t[order].astype(small)
+    codes_val = codes_v.astype(small)
     geom = _prepare(xt, xv, metric=metric, tau=tau, train_order=order, device=None,
                     func="dp_tknn_shapley")
     threshold = _poisson_threshold(q)
@@ -612,7 +615,7 @@ def _release_values(
               else _bounded_pairs(geom, n_val, n_train, max_contributions, budget, progress))
     for v0, v1, rows, cols in blocks:
         nb = v1 - v0
-        match = codes_sorted[cols] == codes_v[v0:v1][rows]
+        match = codes_sorted[cols] == codes_val[v0:v1][rows]
         if threshold is None:
             sampled = None
             s_rows, s_match = rows, match
