@@ -216,7 +216,7 @@ def _read_csv(p: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
     return header, columns
 
 
-def _read_parquet(p: Path) -> tuple[list[str], list[list[object]]]:
+def _read_parquet(p: Path) -> tuple[list[str], list[np.ndarray]]:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
@@ -226,10 +226,12 @@ def _read_parquet(p: Path) -> tuple[list[str], list[list[object]]]:
         table = pq.read_table(p)
     except Exception as exc:  # pyarrow raises several unrelated types for unreadable files
         raise DataFileError(f"Data file {str(p)!r} is not a readable Parquet file ({exc}).") from exc
-    return list(table.column_names), [table.column(i).to_pylist() for i in range(table.num_columns)]
+    return list(table.column_names), [table.column(i).to_numpy(zero_copy_only=False)
+                                      for i in range(table.num_columns)]
 
 
-def _from_columns(p: Path, names: list[str], columns: list[list[object]], label: str) -> LabeledData:
+def _from_columns(p: Path, names: list[str], columns: list[list[str]] | list[np.ndarray],
+                  label: str) -> LabeledData:
     if label not in names:
         raise DataFileError(
             f"Data file {str(p)!r} has no label column {label!r}. Its columns are "
@@ -258,7 +260,14 @@ def _from_columns(p: Path, names: list[str], columns: list[list[object]], label:
     return LabeledData(x=x, y=y, feature_names=tuple(feature_names), label_column=label, path=str(p))
 
 
-def _numeric_column(p: Path, name: str, col: list[object]) -> np.ndarray:
+def _numeric_column(p: Path, name: str, col: list[object] | np.ndarray) -> np.ndarray:
+    try:  # fast path: numpy parses the whole column at C speed
+        fast = np.asarray(col, dtype=np.float64)
+    except (ValueError, TypeError):
+        fast = None
+    if fast is not None and fast.ndim == 1 and np.isfinite(fast).all():
+        return fast
+    # slow path: find the first bad cell, to name it in the error
     out = np.empty(len(col), dtype=np.float64)
     for row, cell in enumerate(col):
         value = _to_float(cell)
@@ -269,10 +278,11 @@ def _numeric_column(p: Path, name: str, col: list[object]) -> np.ndarray:
                 f"column."
             )
         if not math.isfinite(value):
+            missing = cell is None or (isinstance(cell, str) and cell.strip() == "")
             raise DataFileError(
                 f"Data file {str(p)!r}, column {name!r}, row {row + 1}: the feature is "
-                f"{'missing' if cell in ('', None) else repr(cell)}. Features must be finite: "
-                f"impute or drop rows with missing, NaN or infinite values."
+                f"{'missing' if missing else value}. Features must be finite: impute or drop "
+                f"rows with missing, NaN or infinite values."
             )
         out[row] = value
     return out

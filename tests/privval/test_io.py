@@ -139,3 +139,22 @@ def test_write_values_ranks_from_most_valuable(tmp_path) -> None:
     assert rows[3] == {"index": 3, "value": 3.0, "rank": 1}
     with pytest.raises(DataFileError, match="does not exist"):
         write_values(tmp_path / "nodir" / "v.csv", values)
+
+
+def test_parquet_nulls_and_text_are_named(tmp_path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    p = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"a": [1.0, None, 2.0], "y": [0, 1, 1]}), p)
+    with pytest.raises(DataFileError, match="column 'a', row 2: the feature is missing"):
+        read_labeled(p)
+    pq.write_table(pa.table({"a": [1.0, 2.0], "b": ["x", "y"], "y": [0, 1]}), p)
+    with pytest.raises(DataFileError, match="column 'b', row 1: 'x' is not a number"):
+        read_labeled(p)
+    pq.write_table(pa.table({"a": [1.0, 3.0, 2.0], "y": ["c", None, "d"]}), p)
+    with pytest.raises(DataFileError, match="label column 'y', row 2: the label is missing"):
+        read_labeled(p)
+    p.write_bytes(b"PAR1 but not really")
+    with pytest.raises(DataFileError, match="not a readable Parquet file"):
+        read_labeled(p)
