@@ -28,6 +28,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -216,7 +217,7 @@ def _read_csv(p: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
     return header, columns
 
 
-def _read_parquet(p: Path) -> tuple[list[str], list[np.ndarray]]:
+def _read_parquet(p: Path) -> tuple[list[str], list[Any]]:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
@@ -226,12 +227,13 @@ def _read_parquet(p: Path) -> tuple[list[str], list[np.ndarray]]:
         table = pq.read_table(p)
     except Exception as exc:  # pyarrow raises several unrelated types for unreadable files
         raise DataFileError(f"Data file {str(p)!r} is not a readable Parquet file ({exc}).") from exc
-    return list(table.column_names), [table.column(i).to_numpy(zero_copy_only=False)
-                                      for i in range(table.num_columns)]
+    # Columns with nulls go through Python lists so that a null stays None ("missing").
+    columns = [col.to_pylist() if col.null_count else col.to_numpy(zero_copy_only=False)
+               for col in table.columns]
+    return list(table.column_names), columns
 
 
-def _from_columns(p: Path, names: list[str], columns: list[list[str]] | list[np.ndarray],
-                  label: str) -> LabeledData:
+def _from_columns(p: Path, names: list[str], columns: list[Any], label: str) -> LabeledData:
     if label not in names:
         raise DataFileError(
             f"Data file {str(p)!r} has no label column {label!r}. Its columns are "
