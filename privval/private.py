@@ -755,9 +755,13 @@ def dp_tknn_shapley(
     tau : float or {"auto", "private"}
         Ball radius (``d <= tau``). ``"auto"``: the validation-only heuristic of
         :mod:`privval.threshold` (no privacy cost). ``"private"``: chosen from a grid of
-        validation-distance quantiles (:data:`TAU_GRID_QUANTILES`) by a DP vote of the training
-        records (:func:`_vote_histogram`; noisy histogram with sensitivity 1, argmax), which
-        spends :data:`TAU_SELECTION_SHARE` of ε and δ; the selection and the release are charged
+        validation-distance quantiles (:data:`TAU_GRID_QUANTILES`) by report-noisy-max over a
+        vote histogram: each training record votes for the radius whose ball of validation
+        points best predicts its label (:func:`_vote_histogram`), so adding or removing one
+        record changes one bin by 1 (add/remove-one relation, ℓ1 = ℓ2 sensitivity 1); the
+        histogram gets the same noise as the counts (``DiscreteGaussianDpEvent(σ_sel, 1)``,
+        as private as publishing the whole noisy histogram) and the argmax is kept. It spends
+        :data:`TAU_SELECTION_SHARE` of ε and δ; the selection and the release are charged
         together as one composed event, and the stated (ε, δ) covers both.
     epsilon : float
         Target ε in (0, inf) for the whole call.
