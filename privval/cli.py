@@ -355,8 +355,7 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
         with closing(_open_ledger(ledger_path, must_exist=True)) as ledger:
             _require_budget(ledger, name, ledger_path)
             release = dp_tknn_shapley(
-                train.x, train.y, val.x, val.y, epsilon=epsilon, delta=delta,
-                tau=_auto_tau(val.x, metric) if tau_value == "auto" else tau_value,
+                train.x, train.y, val.x, val.y, tau=tau_value, epsilon=epsilon, delta=delta,
                 ledger=ledger, dataset=name, purpose=purpose or f"privval value --train {train_path}",
                 rng=seed, metric=metric, accountant=accountant, sampling_rate=sampling_rate,
                 progress=progress)
@@ -365,7 +364,7 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
             budget = _budget_status(ledger, name)
         payload.update(dataset=name, ledger=ledger_path, guarantee=guarantee, budget=budget,
                        tau=release.tau,
-                       tau_source="auto" if tau_value == "auto" else release.tau_source,
+                       tau_source=release.tau_source,
                        noise_scale=release.noise_scale, sampling_rate=release.sampling_rate,
                        n_val_used=len(release.validation_indices),
                        ledger_entry=release.ledger_entry, seeded=release.seeded)
