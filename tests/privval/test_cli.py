@@ -229,13 +229,16 @@ def test_budgeted_private_release_refusal_verify_report_and_tamper(data) -> None
     assert "Budget for 'patients'" in result.stdout and (cwd / "ledger.db").exists()
 
     result = run_cli("value", "--train", "train.csv", "--val", "val.csv", "--dataset", "patients",
-                     "--epsilon", "1", "--delta", "1e-5", "--tau", "2.5", "--seed", "7", "--json",
+                     "--epsilon", "1", "--delta", "1e-5", "--tau", "auto", "--seed", "7", "--json",
                      "--purpose", "audit 2026", cwd=cwd)
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     g = payload["guarantee"]
     assert 0 < g["epsilon"] <= 1 and g["delta"] == 1e-5 and g["accountant"] == "pld"
-    assert payload["seeded"] is True and payload["tau"] == 2.5
+    from privval.threshold import tau_from_validation
+
+    assert payload["seeded"] is True and payload["tau_source"] == "auto"
+    assert payload["tau"] == pytest.approx(tau_from_validation(data["x_val"]))
     values, _ = _read_values(cwd / "values.csv")
     assert values.shape == (80,) and np.isfinite(values).all()
     state = _ledger_state(cwd)
