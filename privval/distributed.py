@@ -73,6 +73,7 @@ __all__ = [
     "dask_dp_tknn_shapley",
     "dask_neighbor_counts",
     "dask_tknn_shapley",
+    "default_sampling_rate",
     "shard_counts",
     "shard_values",
     "shards_to_dask",
@@ -357,6 +358,19 @@ def shard_values(
                 out[r0 + cols] = (np.where(same, a_in, b_in) @ (ball & sub)
                                   + np.where(same, a_out, b_out) @ (ball & ~sub))
     return out
+
+
+def default_sampling_rate() -> float:
+    """The default Poisson rate q of DP-TKNN-Shapley, shared with the in-memory path.
+
+    Example
+    -------
+    >>> 0 < default_sampling_rate() <= 1
+    True
+    """
+    from privval.private import DEFAULT_SAMPLING_RATE
+
+    return float(DEFAULT_SAMPLING_RATE)
 
 
 def subsample_key(rng: Any = None) -> int:
@@ -871,7 +885,7 @@ def dask_dp_tknn_shapley(
     tau: float,
     epsilon: float,
     delta: float,
-    sampling_rate: float = 1.0,
+    sampling_rate: float | None = None,
     n_val_used: int | None = None,
     noise: str = "discrete_gaussian",
     accountant: str = "pld",
@@ -911,8 +925,10 @@ def dask_dp_tknn_shapley(
         Target ε in (0, inf) of this release.
     delta : float
         Target δ in (0, 1).
-    sampling_rate : float, default 1.0
-        Poisson rate q in (0, 1] of the per-validation-point subsample.
+    sampling_rate : float, optional
+        Poisson rate q in (0, 1] of the per-validation-point subsample; default the in-memory
+        path's :data:`privval.private.DEFAULT_SAMPLING_RATE` (see :func:`privval.dp_tknn_shapley`
+        for the reasoning).
     n_val_used : int, optional
         Number T of validation points used (drawn without replacement; default all M). The
         validation set is not protected, so the choice costs no privacy.
@@ -971,7 +987,8 @@ def dask_dp_tknn_shapley(
     eps, dlt = _check_epsilon_delta(epsilon, delta, func)
     from privval._validation import check_fraction
 
-    rate = check_fraction(sampling_rate, "sampling_rate", func, low_open=True)
+    rate = check_fraction(default_sampling_rate() if sampling_rate is None else sampling_rate,
+                          "sampling_rate", func, low_open=True)
     m = xv.shape[0]
     t_used = m if n_val_used is None else check_int(n_val_used, "n_val_used", func, minimum=1,
                                                      maximum=m)

@@ -382,8 +382,9 @@ class Coordinator:
         Charged before every release.
     dataset : str, optional
         Ledger dataset of the federation's records (required with ``ledger``).
-    sampling_rate : float, default 1.0
-        Poisson rate q of each participant's subsample.
+    sampling_rate : float, optional
+        Poisson rate q of each participant's subsample; default that of the central mechanism
+        (:func:`privval.distributed.default_sampling_rate`).
     n_val_used : int, optional
         Validation points T used per round (default all).
     noise : {"discrete_gaussian", "gaussian"}
@@ -437,7 +438,7 @@ class Coordinator:
         delta: float,
         ledger: Any = None,
         dataset: str | None = None,
-        sampling_rate: float = 1.0,
+        sampling_rate: float | None = None,
         n_val_used: int | None = None,
         noise: str = "discrete_gaussian",
         accountant: str = "pld",
@@ -460,7 +461,11 @@ class Coordinator:
         self.epsilon, self.delta = _check_epsilon_delta(epsilon, delta, func)
         _check_ledger(ledger, dataset, func)
         self.ledger, self.dataset = ledger, dataset
-        self.sampling_rate = check_fraction(sampling_rate, "sampling_rate", func, low_open=True)
+        from privval.distributed import default_sampling_rate
+
+        self.sampling_rate = check_fraction(
+            default_sampling_rate() if sampling_rate is None else sampling_rate,
+            "sampling_rate", func, low_open=True)
         m = self.x_val.shape[0]
         self.n_val_used = m if n_val_used is None else check_int(
             n_val_used, "n_val_used", func, minimum=1, maximum=m)
@@ -894,7 +899,7 @@ def simulate_federation(
     score_epsilon: float = 1.0,
     score_delta: float = 1e-5,
     method: str = "sum",
-    sampling_rate: float = 1.0,
+    sampling_rate: float | None = None,
     n_val_used: int | None = None,
     accountant: str = "pld",
     metric: str = "euclidean",
@@ -932,8 +937,8 @@ def simulate_federation(
         Per-participant target of the scores.
     method : {"sum", "trimmed_mean", "median"}
         Score.
-    sampling_rate : float, default 1.0
-        Poisson rate q.
+    sampling_rate : float, optional
+        Poisson rate q (default as in :class:`Coordinator`).
     n_val_used : int, optional
         Validation points T used (default all).
     accountant : {"pld", "rdp"}

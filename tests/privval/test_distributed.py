@@ -102,7 +102,7 @@ def test_dp_release_matches_oracle_and_is_chunking_invariant(client, data):
     for n_chunks in (1, 7, 64):
         xd, yd = _chunked(x, y, n_chunks)
         rel = dask_dp_tknn_shapley(xd, yd, xv, yv, tau=TAU, epsilon=2.0, delta=1e-5, rng=11,
-                                   accountant="rdp")
+                                   accountant="rdp", sampling_rate=1.0)
         results.append((rel.noisy_counts, rel.values.compute()))
         assert rel.seeded and rel.sampling_rate == 1.0
     for counts, values in results[1:]:

@@ -72,7 +72,7 @@ def test_summed_participant_counts_equal_central_counts(setup):
 
     parts = _participants(xs, ys)
     coord = Coordinator(xv, yv, tau=TAU, epsilon=50.0, delta=1e-5, secure_sum=recording_sum,
-                        accountant="rdp", n_classes=3, rng=1)
+                        accountant="rdp", n_classes=3, sampling_rate=1.0, rng=1)
     rnd = coord.run_round(parts)
     central = neighbor_counts(np.vstack(xs), np.concatenate(ys), xv, yv, tau=TAU)
     assert len(seen) == 1 and len(seen[0]) == 4
@@ -109,7 +109,8 @@ def test_one_count_charge_per_round_and_scores_compose_in_parallel(setup, tmp_pa
     ledger = _ledger(tmp_path, "fed")
     parts = _participants(xs, ys)
     coord = Coordinator(xv, yv, tau=TAU, epsilon=1.0, delta=1e-5, ledger=ledger, dataset="fed",
-                        noise="gaussian", accountant="rdp", n_classes=3, rng=4)
+                        noise="gaussian", accountant="rdp", n_classes=3, sampling_rate=1.0,
+                        rng=4)
     r0 = coord.run_round(parts, purpose="round 0")
     r1 = coord.run_round(parts, purpose="round 1")
     scores = coord.score_participants(r1, parts, epsilon=0.5, delta=1e-6)
@@ -183,6 +184,7 @@ def test_participant_level_caps_bound_each_participants_influence(tmp_path):
     coord = Coordinator(xv, yv, tau=1.0, epsilon=1.0, delta=1e-5, ledger=ledger,
                         dataset="rec", participant_cap=cap, participant_epsilon=2.0,
                         participant_delta=1e-5, participant_dataset="who", accountant="rdp",
+                        sampling_rate=1.0,
                         secure_sum=lambda cs: totals.append(np.sum(cs, axis=0)) or totals[-1],
                         rng=0)
     rnd = coord.run_round(_participants(xs, ys))
@@ -201,7 +203,8 @@ def test_participant_level_caps_bound_each_participants_influence(tmp_path):
     # zCDP oracle (Canonne, Kamath, Steinke 2020): rho = 2T cap^2 / (2 sigma^2) bounds it.
     rho = 2 * 8 * cap**2 / (2 * rnd.noise_scale**2)
     assert level["epsilon"] <= rho + 2 * math.sqrt(rho * math.log(1 / 1e-5)) + 1e-9
-    record_only = Coordinator(xv, yv, tau=1.0, epsilon=1.0, delta=1e-5, accountant="rdp")
+    record_only = Coordinator(xv, yv, tau=1.0, epsilon=1.0, delta=1e-5, accountant="rdp",
+                              sampling_rate=1.0)
     assert rnd.noise_scale >= record_only.noise_scale
     assert rnd.epsilon <= 1.0
     who = ledger.history("who")
