@@ -376,6 +376,14 @@ def value(train_path: str, val_path: str, label_column: str | None, tau: str, me
             f"sampling rate {_fmt(release.sampling_rate)}).")
         lines.append(f"Guarantee: {_guarantee_text(guarantee)}"
                      f"{'; SEEDED noise: reproducible, not secure' if seed is not None else ''}.")
+        cert = guarantee.get("certificate")
+        if cert:
+            lines.append(
+                f"EVR certificate: a Monte Carlo check on {cert.get('samples_used', '?'):,} fresh "
+                f"samples {'accepted' if cert.get('accepted') else 'REJECTED'} δ_b="
+                f"{_fmt(cert.get('delta_b'))} at ε={_fmt(cert.get('epsilon'))} (slack τ="
+                f"{_fmt(cert.get('tau'))}, false-positive bound p={_fmt(cert.get('p'))}), so the "
+                f"release is (ε, τ·δ_b + p)-DP.")
         lines.append("Hand owner j only row j: each value is DP towards everyone else, but the "
                      "file as a whole is not (row j depends on record j).")
         lines.append(f"Ledger {ledger_path!r}, dataset {name!r}: spent ε={_fmt(budget['spent']['epsilon'])} "

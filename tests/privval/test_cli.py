@@ -363,3 +363,15 @@ def test_readme_quickstart_commands_run_verbatim(tmp_path) -> None:
                                cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert str(venv) in installed.stdout, "the demo did not run from the fresh install"
     assert (source / "privval-demo" / "report.html").exists()
+
+
+def test_evr_release_prints_its_certificate(data) -> None:
+    cwd = data["dir"]
+    assert invoke("budget", "set", "--dataset", "train", "--epsilon", "3", "--delta", "1e-3",
+                  cwd=cwd).exit_code == 0
+    result = invoke("value", "--train", "train.csv", "--val", "val.csv", "--epsilon", "1",
+                    "--delta", "1e-3", "--accountant", "evr", "--seed", "1", "--top", "0", cwd=cwd)
+    assert result.exit_code == 0, result.output
+    assert "evr accountant" in result.output
+    assert "EVR certificate: a Monte Carlo check on" in result.output and "accepted" in result.output
+    assert "SEEDED" in result.output
