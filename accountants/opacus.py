@@ -103,6 +103,9 @@ class EVRAccountant(IAccountant):
         self._mc_args = {"n_samples": n_samples, "rng": rng, "device": device,
                          "importance_factor": importance_factor}
         self._mc = MonteCarloAccountant(n_samples, rng, device, importance_factor=importance_factor)
+        # The history the running sums in ``_mc`` were composed from. Opacus code (e.g.
+        # ``get_noise_multiplier``) assigns ``history`` directly; queries then rebuild ``_mc``.
+        self._mc_history: list[tuple[float, float, int]] = []
         self.ledger = ledger
         self.dataset = dataset
         self.secure_mode = bool(secure_mode)
@@ -126,11 +129,27 @@ class EVRAccountant(IAccountant):
             with self.ledger.charge(self.dataset, event, sensitivity=1.0, sampling=sampling,
                                     seeded=not self.secure_mode, purpose=self.purpose):
                 pass
+        self._sync()
         self._mc.compose(event)
         if self.history and self.history[-1][:2] == (sigma, q):
             self.history[-1] = (sigma, q, self.history[-1][2] + 1)
         else:
             self.history.append((sigma, q, 1))
+        self._mc_history = list(self.history)
+
+    def _sync(self) -> None:
+        """Rebuild the Monte Carlo sums if ``history`` was assigned from outside (fresh draws)."""
+        if list(self.history) == self._mc_history:
+            return
+        history = [(float(s), float(q), int(n)) for s, q, n in self.history]
+        for s, q, n in history:
+            if not (s > 0 and 0 < q <= 1 and n >= 0):
+                raise ValueError(f"Invalid EVRAccountant history entry {(s, q, n)!r}.")
+        self.history = history
+        self._mc = MonteCarloAccountant(**self._mc_args)
+        if history:
+            self._mc.compose(self.event)
+        self._mc_history = list(history)
 
     def get_epsilon(
         self,
@@ -172,6 +191,7 @@ class EVRAccountant(IAccountant):
         """
         owner = "EVRAccountant.get_epsilon"
         delta = _real(delta, "delta", owner, 0.0, 1.0)
+        self._sync()
         if not verify:
             return self._mc.get_epsilon(delta)
         p = delta / 10.0 if p is None else _real(p, "p", owner, 0.0, delta)
@@ -193,6 +213,7 @@ class EVRAccountant(IAccountant):
 
     def estimate_epsilon(self, delta: float) -> MonteCarloEstimate:
         """The Monte Carlo estimate of ε(δ) with its standard error (not a bound)."""
+        self._sync()
         return self._mc.estimate_epsilon(delta)
 
     @property
@@ -224,6 +245,7 @@ class EVRAccountant(IAccountant):
         self._mc = MonteCarloAccountant(**self._mc_args)
         if history:
             self._mc.compose(self.event)
+        self._mc_history = list(history)
 
 
 try:
