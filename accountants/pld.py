@@ -140,9 +140,15 @@ class _CorePld(_dpa_pld.PLDAccountant):
         self._pld, self._contains_non_dp_event, self.truncation_slack = state
 
     def delta(self, epsilon: float) -> float:
+        # dp-accounting flags zero-noise mechanisms (σ = 0, Laplace parameter 0, ...) as
+        # non-DP instead of composing a PLD; reading the PLD alone would report no loss.
+        if self._contains_non_dp_event:
+            return 1.0
         return float(self._pld.get_delta_for_epsilon(epsilon))
 
     def epsilon(self, delta: float) -> float:
+        if self._contains_non_dp_event:
+            return math.inf
         return float(self._pld.get_epsilon_for_delta(delta))
 
 
@@ -201,7 +207,7 @@ class PldAccountant(Accountant):
 
     def _epsilon(self, delta: float) -> float:
         slack = self._core.truncation_slack
-        if slack == 0.0:
+        if slack == 0.0 or self._core._contains_non_dp_event:
             return self._core.epsilon(delta)
         target = delta - slack
         return self._core.epsilon(target) if target > 0.0 else math.inf

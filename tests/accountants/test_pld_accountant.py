@@ -146,3 +146,29 @@ def test_many_compositions_of_discrete_gaussian_stay_below_rdp():
     continuous = PldAccountant().compose(PoissonSampledDpEvent(0.004, GaussianDpEvent(0.8)), 3000).get_epsilon(1e-5)
     assert pld <= rdp
     assert pld == pytest.approx(continuous, rel=0.02)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("dp_accounting").dp_event.GaussianDpEvent(0.0),
+    lambda: __import__("dp_accounting").dp_event.LaplaceDpEvent(0.0),
+    lambda: __import__("dp_accounting").dp_event.PoissonSampledDpEvent(
+        0.5, __import__("dp_accounting").dp_event.GaussianDpEvent(0.0)),
+])
+def test_zero_noise_is_non_private(make, tmp_path):
+    # A mechanism with no noise releases f(D) exactly: for neighbours with f(D) != f(D') the
+    # hockey-stick divergence is 1 at every epsilon (closed form), so epsilon(delta < 1) = inf
+    # and delta(epsilon) = 1. dp-accounting's PLD flags these events as non-DP, which our
+    # wrapper must honour instead of reading the identity PLD (epsilon 0).
+    event = make()
+    for count in (1, 3):
+        acc = PldAccountant().compose(event, count)
+        assert acc.get_epsilon(1e-5) == math.inf
+        assert acc.get_delta(10.0) == 1.0
+    # A ledger with the default (PLD) accountant must refuse such a charge.
+    from accountants.ledger import BudgetExceededError, Ledger
+
+    ledger = Ledger(tmp_path / "l.db", record=())
+    ledger.set_budget("d", epsilon=1.0, delta=1e-6)
+    with pytest.raises(BudgetExceededError):
+        with ledger.charge("d", event, sensitivity=1.0, sampling="none", seeded=False):
+            pass
