@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 _MIN_SCALE = 2.0**-30
 _MAX_SCALE = 2.0**40
+# Accountants whose numbers are estimates, not bounds (see accountants.monte_carlo).
+_ESTIMATORS = frozenset({"mc"})
 
 
 def _positive(value: Any, name: str) -> float:
@@ -120,6 +122,15 @@ def calibrate(
     else:
         raise TypeError(f"The 'accountant' parameter of calibrate must be a str or a callable. Got {type(accountant)} instead.")
 
+    probe = factory()
+    if not isinstance(probe, Accountant):
+        raise TypeError(f"The accountant factory returned {type(probe)}, not an Accountant.")
+    if probe.name in _ESTIMATORS:
+        raise ValueError(
+            f"The 'accountant' parameter of calibrate must bound the privacy loss; {probe.name!r} "
+            "only estimates it (use accountants.evr.calibrate_noise to calibrate with a "
+            "verified Monte Carlo estimate)."
+        )
     cache: dict[float, float] = {}
 
     def eps_at(scale: float) -> float:

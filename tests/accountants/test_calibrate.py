@@ -96,3 +96,18 @@ def test_invalid_arguments(kwargs, match):
 def test_accountant_instance_is_refused():
     with pytest.raises(TypeError, match="fresh accountant"):
         calibrate(lambda s: GaussianDpEvent(s), 1.0, 1e-5, accountant=PldAccountant())  # type: ignore[arg-type]
+
+
+def test_refuses_an_estimating_accountant():
+    # The Monte Carlo accountant returns estimates that fall below the true epsilon about half
+    # the time, so "every returned scale has been checked" would not hold: a scale calibrated
+    # on it can miss the target (oracle: the analytic Gaussian sigma 3.7306 for (1, 1e-5),
+    # which an estimate-based search lands on either side of). calibrate must fail closed.
+    from accountants.monte_carlo import MonteCarloAccountant
+
+    with pytest.raises(ValueError, match="estimate"):
+        calibrate(lambda s: GaussianDpEvent(s), 1.0, 1e-5, accountant="mc",
+                  accountant_kwargs={"n_samples": 2_000, "rng": 0})
+    with pytest.raises(ValueError, match="estimate"):
+        calibrate(lambda s: GaussianDpEvent(s), 1.0, 1e-5,
+                  accountant=lambda: MonteCarloAccountant(2_000, rng=0))
