@@ -29,7 +29,6 @@ the block size, the BLAS library or the device.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
@@ -52,6 +51,7 @@ from privval.neighbors import (
     _prepare,
     _progress_bar,
     _resolve_device,
+    single_threaded_blas,
 )
 from privval.tknn import _point_values, harmonic_number
 
@@ -64,15 +64,6 @@ _ARRAYS_PER_DISTANCE = 8
 
 #: Threads sorting the rows of a validation block.
 _SORT_THREADS = max(1, min(4, os.cpu_count() or 1))
-
-
-def _single_threaded_blas() -> contextlib.AbstractContextManager:
-    """Limit BLAS to one thread (threadpoolctl ships with scikit-learn; a no-op without it)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn, a core dependency, requires it
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def _exact_order(geom: _Geometry, dist: np.ndarray, v0: int, budget: int) -> np.ndarray:
@@ -240,7 +231,7 @@ def knn_shapley(
     # between threads. The distance products are small next to the sorts, so BLAS runs
     # single-threaded here: its idle worker threads would otherwise spin on the sorting cores.
     with _progress_bar(m, "KNN-Shapley", progress) as bar, \
-            ThreadPoolExecutor(max_workers=_SORT_THREADS) as pool, _single_threaded_blas():
+            ThreadPoolExecutor(max_workers=_SORT_THREADS) as pool, single_threaded_blas():
         for v0 in range(0, m, val_block):
             v1 = min(m, v0 + val_block)
             dist = geom.tile(v0, v1, 0, n)
