@@ -25,6 +25,13 @@ the same as ``numpy.linalg.norm(x_train - x_v, axis=1) <= tau``), or
 same way (cosine). It does not depend on the chunk
 size, the BLAS library or the device, which the tests check bit for bit.
 
+Threads
+-------
+Tiles are computed by a small thread pool (as many threads as CPU cores, at most 4), each tile
+with single-threaded BLAS: numpy and BLAS release the GIL, so the passes over each tile run in
+parallel with the products. While privval computes, BLAS is limited to one thread per caller
+thread (through threadpoolctl, which ships with scikit-learn).
+
 Memory
 ------
 No tile holds more than ``chunk_size`` distances (default 2**23, about 32 MiB in float32); an
