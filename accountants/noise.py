@@ -29,6 +29,7 @@ import logging
 import math
 import numbers
 import os
+import threading
 from fractions import Fraction
 from typing import Any
 
@@ -75,7 +76,7 @@ class NoiseSource:
     True
     """
 
-    __slots__ = ("_buffer", "_generator", "_pid", "_pos", "seeded")
+    __slots__ = ("_buffer", "_generator", "_lock", "_pid", "_pos", "seeded")
 
     def __init__(self, generator: np.random.Generator | None = None) -> None:
         if generator is not None and not isinstance(generator, np.random.Generator):
@@ -88,25 +89,32 @@ class NoiseSource:
         self._buffer = np.zeros(0, dtype=np.uint64)
         self._pos = 0
         self._pid = os.getpid()
+        # One source may serve several threads: handing out a buffer slice and advancing the
+        # position must be atomic, or two draws get the same words (identical noise).
+        self._lock = threading.Lock()
 
     def words(self, size: int) -> np.ndarray:
         """``size`` independent uniform uint64 words."""
         if size <= 0:
             return np.zeros(0, dtype=np.uint64)
-        if self._generator is not None:
-            return self._generator.bit_generator.random_raw(size).astype(np.uint64, copy=False)
-        # OS CSPRNG, read in blocks of >= 4096 words (one syscall serves many small draws).
-        # Each word is handed out once; a forked child discards the parent's buffer so two
-        # processes never reuse the same random words.
         if self._pid != os.getpid():
-            self._buffer, self._pos, self._pid = np.zeros(0, dtype=np.uint64), 0, os.getpid()
-        if self._pos + size > self._buffer.size:
-            fresh = max(size, _CSPRNG_BLOCK_WORDS)
-            self._buffer = np.frombuffer(os.urandom(8 * fresh), dtype=np.uint64)
-            self._pos = 0
-        out = self._buffer[self._pos : self._pos + size].copy()
-        self._pos += size
-        return out
+            # A forked child discards the parent's buffer (so two processes never reuse the
+            # same random words) and its lock (another parent thread may have held it).
+            self._lock = threading.Lock()
+            with self._lock:
+                self._buffer, self._pos, self._pid = np.zeros(0, dtype=np.uint64), 0, os.getpid()
+        with self._lock:
+            if self._generator is not None:
+                return self._generator.bit_generator.random_raw(size).astype(np.uint64, copy=False)
+            # OS CSPRNG, read in blocks of >= 4096 words (one syscall serves many small
+            # draws). Each word is handed out once.
+            if self._pos + size > self._buffer.size:
+                fresh = max(size, _CSPRNG_BLOCK_WORDS)
+                self._buffer = np.frombuffer(os.urandom(8 * fresh), dtype=np.uint64)
+                self._pos = 0
+            out = self._buffer[self._pos : self._pos + size].copy()
+            self._pos += size
+            return out
 
     def uniform_below(self, bound: Any, size: int) -> np.ndarray:
         """Uniform integers in ``{0, ..., bound-1}``.

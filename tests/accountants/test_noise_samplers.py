@@ -247,3 +247,33 @@ def test_bernoulli_ratio_big_rejects_values_at_or_above_den():
     # and with num = 0 nothing is ever accepted
     src = _ScriptedSource([(den >> shift) << 2, 2**64 - 1, 0])
     assert not noise._bernoulli_ratio_big(np.array([0], dtype=object), den, src)[0]
+
+
+def test_shared_csprng_source_never_hands_out_a_word_twice_across_threads():
+    # Two releases drawing from one NoiseSource in different threads must get independent
+    # noise: a word handed out twice gives two releases identical noise, whose difference
+    # cancels it. Oracle: 480,000 independent uniform 64-bit words collide with probability
+    # below 480000**2 / 2**65 < 1e-8, so any repeated word is a failure (alpha < 1e-8).
+    import sys
+    import threading
+
+    source = make_noise_source()
+    out: list[list[np.ndarray]] = [[] for _ in range(8)]
+
+    def work(i: int) -> None:
+        for _ in range(20_000):
+            out[i].append(source.words(3))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so an unguarded read-modify-write races
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    words = np.concatenate([np.concatenate(o) for o in out])
+    assert words.size == 480_000
+    assert np.unique(words).size == words.size
