@@ -44,6 +44,7 @@ precision).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -207,15 +208,19 @@ def _prepare(
     if metric == "euclidean":
         offset = 0.0 if tau is None else tau * tau
         # Squared norms in the working precision: their rounding is inside the tolerance bound.
-        sq_t = np.einsum("ij,ij->i", x_train, x_train).astype(np.float64)
         sq_v = np.einsum("ij,ij->i", x_val, x_val).astype(np.float64)
         n, d = x_train.shape
         aug_t = np.empty((n, d + 2), dtype=work)
-        if train_order is None:
-            np.multiply(x_train, -2.0, out=aug_t[:, :-2])
-        else:  # (np.take into the strided view is several times slower than this)
-            np.multiply(x_train[train_order], -2.0, out=aug_t[:, :-2])
-            sq_t = sq_t[train_order]
+        sq_t = np.empty(n, dtype=np.float64)
+
+        def fill(rows: slice) -> None:  # rows of the augmented training matrix, in order
+            src = x_train[rows] if train_order is None else x_train[train_order[rows]]
+            sq_t[rows] = np.einsum("ij,ij->i", src, src)
+            np.multiply(src, -2.0, out=aug_t[rows, :-2])
+
+        cuts = np.linspace(0, n, _TILE_THREADS + 1).astype(int)
+        with ThreadPoolExecutor(_TILE_THREADS) as pool:
+            list(pool.map(fill, [slice(a, b) for a, b in itertools.pairwise(cuts)]))
         aug_t[:, -2] = sq_t
         aug_t[:, -1] = 1.0
         aug_v = np.empty((x_val.shape[0], d + 2), dtype=work)

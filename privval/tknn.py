@@ -20,7 +20,6 @@ one value to all its matching neighbours and one to all its non-matching neighbo
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,6 @@ from privval._validation import (
     fail,
 )
 from privval.neighbors import (
-    _TILE_THREADS,
     _check_chunk_size,
     _class_segments,
     _count_blocks,
@@ -48,8 +46,8 @@ __all__ = ["harmonic_number", "tknn_point_values", "tknn_shapley"]
 
 logger = logging.getLogger(__name__)
 
-#: Mask entries per masked mat-vec slice (its float64 copy, 1 MiB, stays in cache).
-_MATVEC_ELEMENTS = 2**17
+#: Mask entries per masked mat-vec slice (its float64 copy, 2 MiB, stays in cache).
+_MATVEC_ELEMENTS = 2**18
 
 _EULER_GAMMA = 0.57721566490153286060651209008240243
 
@@ -220,33 +218,22 @@ def tknn_shapley(
     segments = _class_segments(codes_t[order], n_classes)
     geom = _prepare(xt, xv, metric=metric, tau=tau, train_order=order, device=torch_device,
                     func=func)
-    n = xt.shape[0]
-    values_sorted = np.zeros(n, dtype=np.float64)
-    # Each training row's class gives the weight vector of its masked mat-vec (training rows
-    # are sorted by class). Column slices, whose float64 copy of the mask stays in cache, are
-    # shared out between threads; they write disjoint parts of `values_sorted`.
-    row_class = np.repeat(np.arange(n_classes), np.diff(segments))
-    with ThreadPoolExecutor(_TILE_THREADS) as pool:
-        for block in _count_blocks(geom, segments, budget=budget, keep_mask=True,
-                                   progress=progress, desc="TKNN-Shapley"):
-            block_codes = codes_v[block.v0:block.v1]
-            ct = block.class_counts.sum(axis=1).astype(np.float64)
-            ca = block.class_counts[np.arange(block_codes.shape[0]), block_codes]
-            value_match, value_mismatch = _point_values(ca.astype(np.float64), ct - ca,
-                                                        n_classes)
-            weights = np.where(block_codes[None, :] == np.arange(n_classes)[:, None],
-                               value_match, value_mismatch)  # (n_classes, block rows)
-            step = max(1, _MATVEC_ELEMENTS // block.mask.shape[0])
-            slices = [(s, min(e, s + step)) for c in range(n_classes)
-                      for e in [int(segments[c + 1])] for s in range(int(segments[c]), e, step)]
-
-            def matvec(bounds: tuple[int, int], mask: np.ndarray = block.mask,
-                       weights: np.ndarray = weights) -> None:
-                s, e = bounds
-                values_sorted[s:e] += weights[row_class[s]] @ mask[:, s:e]
-
-            for _ in pool.map(matvec, slices):
-                pass
+    values_sorted = np.zeros(xt.shape[0], dtype=np.float64)
+    for block in _count_blocks(geom, segments, budget=budget, keep_mask=True,
+                               progress=progress, desc="TKNN-Shapley"):
+        block_codes = codes_v[block.v0:block.v1]
+        ct = block.class_counts.sum(axis=1).astype(np.float64)
+        ca = block.class_counts[np.arange(block_codes.shape[0]), block_codes].astype(np.float64)
+        value_match, value_mismatch = _point_values(ca, ct - ca, n_classes)
+        # Masked mat-vec per class segment (training rows are sorted by class, so every
+        # column of a segment has the same label). Columns go in slices whose float64 copy of
+        # the mask stays in cache. (Threads do not help here: the cast holds the GIL.)
+        step = max(1, _MATVEC_ELEMENTS // block.mask.shape[0])
+        for c in range(n_classes):
+            weights = np.where(block_codes == c, value_match, value_mismatch)
+            for s in range(int(segments[c]), int(segments[c + 1]), step):
+                e = min(s + step, int(segments[c + 1]))
+                values_sorted[s:e] += weights @ block.mask[:, s:e]
     values = np.empty_like(values_sorted)
     values[order] = values_sorted
     if reduce == "mean":
