@@ -262,14 +262,16 @@ def _order_stat(sorted_grads: np.ndarray, i: np.ndarray | int, c: float) -> np.n
 
 
 def _envelope(sorted_grads: np.ndarray, k: int, c: float, t: int, m: int) -> float:
-    """U^(k) of the module docstring for sorted, clipped rows."""
+    """U^(k) of the module docstring for sorted, clipped rows, in O(d).
+
+    A sorted column's absolute values decrease then increase, so the maximum of |x₍ᵢ₎ⱼ| over
+    a window of indices is attained at one of its two ends.
+    """
     n = sorted_grads.shape[0]
     hi_centre = n - t + 1
-    windows = np.concatenate([np.arange(t - k, t + k + 1), np.arange(hi_centre - k, hi_centre + k + 1)])
-    big_m = np.max(np.abs(_order_stat(sorted_grads, np.unique(windows), c)), axis=0)
-    lo = _order_stat(sorted_grads, t + k, c)[0]
-    hi = _order_stat(sorted_grads, hi_centre - k, c)[0]
-    e = np.maximum(np.maximum(lo, -hi), 0.0)
+    ends = _order_stat(sorted_grads, np.array([t - k, t + k, hi_centre - k, hi_centre + k]), c)
+    big_m = np.max(np.abs(ends), axis=0)
+    e = np.maximum(np.maximum(ends[1], -ends[2]), 0.0)
     value = min(float(np.linalg.norm(big_m)), math.sqrt(c * c + float(e @ e)), m * _gs2(c, t, m))
     return value / m
 
