@@ -28,6 +28,16 @@ from privval.ptr import (
     private_value_summary,
     ptr_release,
 )
+from privval.robust import (
+    DPSGD,
+    PTRSGD,
+    StepResult,
+    TrainingGuarantee,
+    robust_aggregate,
+    robust_distance_to_instability,
+    robust_local_sensitivity_envelope,
+    trimmed_sum_global_sensitivity,
+)
 from privval.threshold import tau_from_validation
 from privval.tknn import tknn_point_values, tknn_shapley
 
@@ -66,4 +76,13 @@ __all__ = [
     "local_sensitivity_at_distance",
     "private_value_summary",
     "ptr_release",
+    # privval.robust (torch and Opacus are imported only when a trainer is built)
+    "DPSGD",
+    "PTRSGD",
+    "StepResult",
+    "TrainingGuarantee",
+    "robust_aggregate",
+    "robust_distance_to_instability",
+    "robust_local_sensitivity_envelope",
+    "trimmed_sum_global_sensitivity",
 ]

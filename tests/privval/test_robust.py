@@ -417,3 +417,27 @@ def test_ptrsgd_bad_model_data_and_loss(torch_mod):
         mean_loss.step()
     with pytest.raises(ValueError, match="'delta' parameter of PTRSGD.guarantee"):
         mean_loss.guarantee(0.0)
+
+
+def test_privval_imports_without_torch_and_trainers_name_the_extra():
+    """In a fresh interpreter where torch/opacus cannot be imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'opacus'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import privval\n"
+        "assert 'torch' not in sys.modules\n"
+        "try:\n"
+        "    privval.PTRSGD(None, [[1.0]], [0], lr=1.0, clip_norm=1.0, expected_batch_size=1,\n"
+        "                   noise_multiplier=1.0, proposed_bound=1.0, test_scale=1.0, delta0=0.1)\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install privval[torch]" in out.stdout
