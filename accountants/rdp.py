@@ -127,6 +127,10 @@ def subsampled_discrete_gaussian_rdp(
     if q == 0.0:
         return out
     s2 = float(sigma) ** 2
+    if not (math.isfinite(s2) and s2 > 0.0):
+        raise ValueError(
+            f"The 'sigma' parameter must have a finite, non-zero square in float64. Got {sigma!r} instead."
+        )
     log_q, log_1mq = math.log(q), (math.log1p(-q) if q < 1.0 else -math.inf)
     # log normaliser, summed over a window holding all but exp(-_TAIL_NATS) of the mass
     r0 = int(math.ceil(math.sqrt(2.0 * _TAIL_NATS * s2))) + 1
@@ -155,7 +159,8 @@ def subsampled_discrete_gaussian_rdp(
                 a = special.logsumexp(log_p + alpha * log_g) / (alpha - 1.0)
                 b = special.logsumexp(log_p + (1.0 - alpha) * log_g) / (alpha - 1.0)
                 value = max(a, b)
-            best = max(best, value)
+            # NaN (an arithmetic failure) must count as unbounded, never be dropped by max().
+            best = max(best, math.inf if math.isnan(value) else value)
         out[i] = best
     return out
 

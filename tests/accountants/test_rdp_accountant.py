@@ -234,3 +234,17 @@ def test_replace_one_reads_gaussians_inside_repeat_and_select():
     ref = dpa_rdp.RdpAccountant().compose(dpe.RepeatAndSelectDpEvent(GaussianDpEvent(sigma / 2), 2.0, 1.0))
     for delta in (1e-3, 1e-6):
         assert ours.get_epsilon(delta) >= ref.get_epsilon(delta)
+
+
+@pytest.mark.parametrize("sigma", [1e-300, 1e-170])
+def test_vanishing_discrete_gaussian_fails_closed(sigma):
+    # sigma**2 underflows to 0: the noise is (numerically) absent, the mechanism releases its
+    # count exactly, and with q = 0.5 the record shows with probability 1/2, so
+    # epsilon(1e-6) = inf (closed form). The subsampled curve came out NaN, which max()
+    # silently dropped, reporting epsilon 0. Either an error or inf is acceptable; 0 is not.
+    event = PoissonSampledDpEvent(0.5, DiscreteGaussianDpEvent(sigma))
+    try:
+        eps = RdpAccountant().compose(event).get_epsilon(1e-6)
+    except (ValueError, ArithmeticError):
+        return
+    assert eps == math.inf
