@@ -384,6 +384,9 @@ class EVRResult:
         The verification's certificate.
     ledger_entry_id : int or None
         Ledger row of the charge, when a ledger was given.
+    seeded : bool
+        True if the run was reproducible rather than secure: the caller declared the
+        mechanism's noise seeded, or the verifier's coins came from a seed.
     """
 
     output: Any
@@ -394,6 +397,7 @@ class EVRResult:
     estimate: MonteCarloEstimate
     certificate: Certificate
     ledger_entry_id: int | None = None
+    seeded: bool = False
 
 
 def _split_rng(rng: None | int | np.random.Generator) -> tuple[Any, Any]:
@@ -600,7 +604,8 @@ def evr_release(
             entry_id = entry.id
     else:
         output = None if run is None else run(data)
-    return EVRResult(output, run is not None, path, eps, dlt, estimate, cert, entry_id)
+    return EVRResult(output, run is not None, path, eps, dlt, estimate, cert, entry_id,
+                     seeded or cert.seeded)
 
 
 # --------------------------------------------------------------------------- calibration

@@ -310,3 +310,13 @@ def test_calibrate_noise_counts_every_attempt() -> None:
                           n_estimate=5_000, rng=9, rigorous_accountant="rdp")
     assert all(c.p == pytest.approx(0.001) for c in cal.certificates)
     assert cal.delta == pytest.approx(cal.certificates[0].tau * cal.certificates[0].delta_b + 0.004)
+
+
+def test_release_result_marks_seeded_runs() -> None:
+    # A reproducible (seeded) run, or a mechanism whose noise the caller declares seeded, must
+    # say so on the released result itself, not only in the ledger row.
+    event = GaussianDpEvent(2.0)
+    kw = {"target_epsilon": 2.0, "target_delta": 0.05, "n_estimate": 10_000}
+    assert evr_release(Recorder(), 0, event, rng=3, **kw).seeded is True
+    assert evr_release(Recorder(), 0, event, seeded=True, **kw).seeded is True
+    assert evr_release(Recorder(), 0, event, **kw).seeded is False
