@@ -83,7 +83,12 @@ from accountants.events import (
     PTRDpEvent,
     SelfComposedDpEvent,
 )
-from accountants.noise import NoiseSource, make_noise_source, sample_gaussian, sample_laplace
+from accountants.noise import (
+    NoiseSource,
+    make_noise_source,
+    sample_gaussian,
+    sample_laplace,
+)
 from accountants.rdp import RdpAccountant
 from privval._validation import check_int, check_positive_float, fail
 

@@ -9,6 +9,7 @@ Statistical tests use fixed seeds and false-alarm rate alpha = 1e-6.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -115,9 +116,9 @@ def test_envelope_bounds_local_sensitivity_and_is_monotone(rng):
     for _ in range(40):
         n, d, t = int(rng.integers(1, 16)), int(rng.integers(1, 6)), int(rng.integers(0, 4))
         x = _ball(rng, n, d, c, centre_scale=rng.uniform(0, 0.9))
-        kw = dict(clip_norm=c, trim=t, expected_batch_size=m)
+        kw = {"clip_norm": c, "trim": t, "expected_batch_size": m}
         u = [robust_local_sensitivity_envelope(x, k, **kw) for k in range(n + 4)]
-        assert all(a <= b + 1e-15 for a, b in zip(u, u[1:]))
+        assert all(a <= b + 1e-15 for a, b in itertools.pairwise(u))
         assert u[-1] <= trimmed_sum_global_sensitivity(c, t, m) * (1 + 1e-12)
         base = robust_aggregate(x, **kw)
         for y in _neighbours(x, c, rng):
@@ -131,7 +132,7 @@ def test_distance_has_sensitivity_one_and_certifies_beta(rng):
     for _ in range(60):
         n, d, t = int(rng.integers(4, 24)), int(rng.integers(1, 6)), int(rng.integers(0, 5))
         x = _ball(rng, n, d, c, centre_scale=rng.uniform(0, 0.9))
-        kw = dict(clip_norm=c, trim=t, expected_batch_size=m)
+        kw = {"clip_norm": c, "trim": t, "expected_batch_size": m}
         gs = trimmed_sum_global_sensitivity(c, t, m)
         base = robust_aggregate(x, **kw)
         for beta in np.linspace(0.3, 1.05, 7) * gs:
@@ -153,7 +154,7 @@ def test_distance_has_sensitivity_one_and_certifies_beta(rng):
 def test_beta_at_global_sensitivity_never_fails_the_test(rng):
     x = _ball(rng, 10, 3, 1.0)
     gs = trimmed_sum_global_sensitivity(1.0, 2, 10)
-    kw = dict(clip_norm=1.0, trim=2, expected_batch_size=10)
+    kw = {"clip_norm": 1.0, "trim": 2, "expected_batch_size": 10}
     assert robust_distance_to_instability(x, proposed_bound=gs, **kw) == math.inf
     assert robust_distance_to_instability(np.zeros((0, 3)), proposed_bound=gs, **kw) == math.inf
 
@@ -161,20 +162,20 @@ def test_beta_at_global_sensitivity_never_fails_the_test(rng):
 @pytest.mark.parametrize(
     ("kwargs", "name", "error"),
     [
-        (dict(grads=[[np.nan]]), "grads", ValueError),
-        (dict(grads=[1.0, 2.0]), "grads", ValueError),
-        (dict(grads="abc"), "grads", TypeError),
-        (dict(proposed_bound=-1.0), "proposed_bound", ValueError),
-        (dict(proposed_bound="1"), "proposed_bound", TypeError),
-        (dict(clip_norm=0.0), "clip_norm", ValueError),
-        (dict(trim=0.5), "trim", ValueError),
-        (dict(trim=-1), "trim", ValueError),
-        (dict(trim=True), "trim", TypeError),
-        (dict(expected_batch_size=0), "expected_batch_size", ValueError),
+        ({"grads": [[np.nan]]}, "grads", ValueError),
+        ({"grads": [1.0, 2.0]}, "grads", ValueError),
+        ({"grads": "abc"}, "grads", TypeError),
+        ({"proposed_bound": -1.0}, "proposed_bound", ValueError),
+        ({"proposed_bound": "1"}, "proposed_bound", TypeError),
+        ({"clip_norm": 0.0}, "clip_norm", ValueError),
+        ({"trim": 0.5}, "trim", ValueError),
+        ({"trim": -1}, "trim", ValueError),
+        ({"trim": True}, "trim", TypeError),
+        ({"expected_batch_size": 0}, "expected_batch_size", ValueError),
     ],
 )
 def test_maths_bad_input(kwargs, name, error):
-    args = dict(grads=[[0.1, 0.2]], proposed_bound=0.1, clip_norm=1.0, trim=0, expected_batch_size=4)
+    args = {"grads": [[0.1, 0.2]], "proposed_bound": 0.1, "clip_norm": 1.0, "trim": 0, "expected_batch_size": 4}
     args.update(kwargs)
     with pytest.raises(error, match=f"'{name}' parameter of robust_distance_to_instability"):
         robust_distance_to_instability(args.pop("grads"), **args)
@@ -204,8 +205,8 @@ def _ptr(torch, **overrides):
     from privval.robust import PTRSGD
 
     model, x, y = _problem(torch)
-    kwargs = dict(lr=0.5, clip_norm=1.0, expected_batch_size=20, trim=2, noise_multiplier=1.5,
-                  proposed_bound=0.06, test_scale=1.0, delta0=1e-6, rng=0)
+    kwargs = {"lr": 0.5, "clip_norm": 1.0, "expected_batch_size": 20, "trim": 2, "noise_multiplier": 1.5,
+                  "proposed_bound": 0.06, "test_scale": 1.0, "delta0": 1e-6, "rng": 0}
     kwargs.update(overrides)
     return PTRSGD(model, x, y, **kwargs)
 
@@ -380,18 +381,18 @@ def test_dp_sgd_baseline_calibrated(torch_mod):
 @pytest.mark.parametrize(
     ("overrides", "name", "error"),
     [
-        (dict(noise_multiplier=-1.0), "noise_multiplier", ValueError),
-        (dict(proposed_bound=0.0), "proposed_bound", ValueError),
-        (dict(test_scale=math.inf), "test_scale", ValueError),
-        (dict(delta0=0.7), "delta0", ValueError),
-        (dict(trim=0.5), "trim", ValueError),
-        (dict(expected_batch_size=41), "expected_batch_size", ValueError),
-        (dict(lr=0), "lr", ValueError),
-        (dict(clip_norm=-1.0), "clip_norm", ValueError),
-        (dict(ledger=object(), dataset="d"), "ledger", TypeError),
-        (dict(purpose=3), "purpose", TypeError),
-        (dict(loss_fn=3), "loss_fn", TypeError),
-        (dict(max_steps=0), "max_steps", ValueError),
+        ({"noise_multiplier": -1.0}, "noise_multiplier", ValueError),
+        ({"proposed_bound": 0.0}, "proposed_bound", ValueError),
+        ({"test_scale": math.inf}, "test_scale", ValueError),
+        ({"delta0": 0.7}, "delta0", ValueError),
+        ({"trim": 0.5}, "trim", ValueError),
+        ({"expected_batch_size": 41}, "expected_batch_size", ValueError),
+        ({"lr": 0}, "lr", ValueError),
+        ({"clip_norm": -1.0}, "clip_norm", ValueError),
+        ({"ledger": object(), "dataset": "d"}, "ledger", TypeError),
+        ({"purpose": 3}, "purpose", TypeError),
+        ({"loss_fn": 3}, "loss_fn", TypeError),
+        ({"max_steps": 0}, "max_steps", ValueError),
     ],
 )
 def test_ptrsgd_bad_input(torch_mod, overrides, name, error):
@@ -404,8 +405,8 @@ def test_ptrsgd_bad_model_data_and_loss(torch_mod):
     from privval.robust import PTRSGD
 
     model, x, y = _problem(torch_mod)
-    kw = dict(lr=0.5, clip_norm=1.0, expected_batch_size=20, noise_multiplier=1.0,
-              proposed_bound=0.06, test_scale=1.0, delta0=1e-6)
+    kw = {"lr": 0.5, "clip_norm": 1.0, "expected_batch_size": 20, "noise_multiplier": 1.0,
+              "proposed_bound": 0.06, "test_scale": 1.0, "delta0": 1e-6}
     with pytest.raises(TypeError, match="'model' parameter of PTRSGD"):
         PTRSGD("model", x, y, **kw)
     with pytest.raises(ValueError, match="'y' parameter of PTRSGD"):
