@@ -155,28 +155,32 @@ class EVRAccountant(IAccountant):
         self,
         delta: float,
         *,
-        verify: bool = False,
+        verify: bool = True,
         tau: float = 2.0,
         p: float | None = None,
         kappa: float = 2.0,
         fallback_accountant: str = "pld",
         rng: None | int | np.random.Generator = None,
     ) -> float:
-        """ε spent so far at ``delta``: a Monte Carlo estimate, or a verified value.
+        """ε spent so far at ``delta``: a verified value (default), or a Monte Carlo estimate.
 
         Parameters
         ----------
         delta : float
             Target δ in (0, 1).
-        verify : bool, default False
-            False: the point estimate (**not an upper bound**). True: estimate ε̂ at
+        verify : bool, default True
+            True (the default, so that what Opacus reports and calibrates against is never
+            below the privacy loss): estimate ε̂ at
             δ_b/κ with δ_b = (delta - p)/τ, verify (ε̂ + SE, δ_b) on fresh samples, and return
             it if accepted (guarantee (ε, delta)); otherwise the ``fallback_accountant``'s
             rigorous ε at ``delta``. The certificate is kept in ``last_certificate``. The
             verifier draws ``plan_samples(δ_b, τ, p).n_samples`` T-step paths: expensive
             for small δ. Each call is one verification attempt and spends its own p:
             calling again after a rejection (hoping for acceptance) adds p per call, which
-            the returned (ε, delta) does not include.
+            the returned (ε, delta) does not include. False: the Monte Carlo point
+            estimate, which is **not an upper bound** (about half the time it is below the
+            true ε); use it for monitoring only, or call :meth:`estimate_epsilon` for the
+            estimate with its standard error.
         tau, p, kappa : float
             Verifier slack, false-positive bound (default delta/10) and utility margin.
         fallback_accountant : str, default "pld"

@@ -39,7 +39,7 @@ def test_history_merging_and_estimate_against_opacus_prv() -> None:
     est = acc.estimate_epsilon(1e-3)
     reference = prv.get_epsilon(1e-3)  # upper bound with eps_error 0.01 around its estimate
     assert abs(est.value - reference) <= 3 * est.standard_error + 0.02
-    assert acc.get_epsilon(1e-3) == pytest.approx(est.value, rel=1e-9)
+    assert acc.get_epsilon(1e-3, verify=False) == pytest.approx(est.value, rel=1e-9)
 
 
 def test_state_dict_round_trip() -> None:
@@ -143,7 +143,7 @@ def test_history_set_directly_is_what_get_epsilon_reports() -> None:
     acc.history = [(1.0, 0.05, 100)]
     pld = make_accountant("pld").compose(
         PoissonSampledDpEvent(0.05, GaussianDpEvent(1.0)), 100).get_epsilon(1e-3)
-    eps = acc.get_epsilon(1e-3)
+    eps = acc.get_epsilon(1e-3, verify=False)
     se = acc.estimate_epsilon(1e-3).standard_error
     assert abs(eps - pld) <= 6 * se + 1e-3
 
@@ -155,4 +155,6 @@ def test_opacus_get_noise_multiplier_terminates_with_a_sound_sigma() -> None:
                                  steps=100, accountant="evr", epsilon_tolerance=0.05)
     rigorous = make_accountant("pld").compose(
         PoissonSampledDpEvent(0.05, GaussianDpEvent(sigma)), 100).get_epsilon(1e-3)
-    assert 1.5 < rigorous < 2.5  # the estimate-based σ is close to the rigorous one
+    # Opacus calibrates against the verified (default) epsilon, which bounds the loss with
+    # slack tau: the chosen sigma is safe and not absurdly conservative.
+    assert 1.0 < rigorous <= 2.0 + 0.05
