@@ -565,7 +565,8 @@ class _PoissonTrainer:
     def _accountant_kwargs(self, name: str) -> dict[str, Any]:
         return {}
 
-    def guarantee(self, delta: float, accountant: str = "rdp") -> TrainingGuarantee:
+    def guarantee(self, delta: float, accountant: str = "rdp", *,
+                  accountant_options: dict[str, Any] | None = None) -> TrainingGuarantee:
         """The run's (ε, δ) after the steps taken so far, replayed with any accountant.
 
         Parameters
@@ -575,6 +576,9 @@ class _PoissonTrainer:
         accountant : str, default "rdp"
             A registered accountant ("rdp": rigorous; "mc": Monte Carlo estimate, which
             supports the DP-SGD Gaussian but not PTR events; "pld").
+        accountant_options : dict, optional
+            Keyword arguments for :func:`accountants.accountant.make_accountant`, e.g.
+            ``{"rng": 0}`` for a reproducible Monte Carlo estimate.
 
         Returns
         -------
@@ -591,11 +595,14 @@ class _PoissonTrainer:
             fail("delta", func, "a float in (0, 1)", delta)
         if not isinstance(accountant, str):
             fail("accountant", func, "an accountant name (str)", accountant, error=TypeError)
+        if accountant_options is not None and not isinstance(accountant_options, dict):
+            fail("accountant_options", func, "a dict or None", accountant_options, error=TypeError)
         event = self._events()
         if self.steps == 0:
             eps = 0.0
         else:
-            acc = make_accountant(accountant, **self._accountant_kwargs(accountant))
+            options = {**self._accountant_kwargs(accountant), **(accountant_options or {})}
+            acc = make_accountant(accountant, **options)
             acc.compose(SelfComposedDpEvent(event, self.steps))
             eps = float(acc.get_epsilon(float(delta)))
         return TrainingGuarantee(eps, float(delta), accountant, self.steps, event,
