@@ -78,7 +78,7 @@ class EVRAccountant(IAccountant):
     ...     acc.step(noise_multiplier=1.0, sample_rate=0.05)
     >>> acc.history, len(acc)
     ([(1.0, 0.05, 100)], 100)
-    >>> 1.0 < acc.get_epsilon(1e-3) < 2.5
+    >>> 1.0 < acc.get_epsilon(1e-3, verify=False) < 2.5  # the estimate (not a bound)
     True
     """
 
