@@ -113,9 +113,13 @@ def _is_dask_array(value: Any) -> bool:
 
 # --------------------------------------------------------------------------- shard primitives
 def _ball_masks(
-    x: np.ndarray, x_val: np.ndarray, *, tau: float, metric: str, budget: int, func: str
+    x: np.ndarray, x_val: np.ndarray, *, tau: float, metric: str, budget: int, func: str,
+    max_contributions: int | None = None,
 ) -> Any:
     """Yield ``(r0, r1, mask)`` with ``mask[v, j] = d(x[r0 + j], x_val[v]) <= tau``.
+
+    With ``max_contributions=k`` each record (column) keeps only its ``k`` nearest in-ball
+    validation points (:func:`_bounded_masks`).
 
     Uses the exact boundary decision of :mod:`privval.neighbors` (fast product, float64
     recomputation inside the rounding band), so every chunking and both passes agree bit for
@@ -125,11 +129,40 @@ def _ball_masks(
 
     m, n = x_val.shape[0], x.shape[0]
     rows = max(1, min(n, budget // max(m, 1)))
+    if max_contributions is not None:
+        yield from _bounded_masks(x, x_val, tau=tau, metric=metric, budget=budget, func=func,
+                                  k=max_contributions, rows=rows)
+        return
     geom = _prepare(x, x_val, metric=metric, tau=tau, train_order=None, device=None, func=func)
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         mask = np.empty((m, r1 - r0), dtype=bool)
         _ball_tile(geom, 0, m, r0, r1, budget, mask)
+        yield r0, r1, mask
+
+
+def _bounded_masks(
+    x: np.ndarray, x_val: np.ndarray, *, tau: float, metric: str, budget: int, func: str,
+    k: int, rows: int,
+) -> Any:
+    """:func:`_ball_masks` with each record kept only in its ``k`` nearest in-ball points.
+
+    The bound is the in-memory one, :func:`privval.private._bounded_pairs` (ties by validation
+    index, float64 reference distances), applied to one tile of records at a time: a record's
+    kept set depends only on the record and the public validation set, so it is the same for
+    every chunking and equals the in-memory path's.
+    """
+    from privval.neighbors import _prepare
+    from privval.private import _bounded_pairs
+
+    m, n = x_val.shape[0], x.shape[0]
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        geom = _prepare(x[r0:r1], x_val, metric=metric, tau=tau, train_order=None, device=None,
+                        func=func)
+        mask = np.zeros((m, r1 - r0), dtype=bool)
+        for v0, _v1, val_rows, cols in _bounded_pairs(geom, m, r1 - r0, k, budget, False):
+            mask[v0 + val_rows, cols] = True
         yield r0, r1, mask
 
 
@@ -167,6 +200,7 @@ def shard_counts(
     key: int | None = None,
     row0: int = 0,
     cap: int | None = None,
+    max_contributions: int | None = None,
     chunk_size: int | None = None,
 ) -> np.ndarray:
     """Exact ``(Ca, Cm)`` counts of one shard, optionally on its secret Poisson subsample.
@@ -196,6 +230,9 @@ def shard_counts(
     cap : int, optional
         Clip each of the shard's two counts per validation point at ``cap`` (a participant's
         contribution bound, see :mod:`privval.federated`).
+    max_contributions : int, optional
+        Record-level contribution bound k of :func:`privval.dp_tknn_shapley`: each record
+        counts only in its k nearest in-ball validation points (before subsampling).
     chunk_size : int, optional
         Most distances held at once (default ``2**23``).
 
@@ -219,7 +256,7 @@ def shard_counts(
         return counts
     match_all = y[None, :] == y_val[:, None] if m * x.shape[0] <= budget else None
     for r0, r1, mask in _ball_masks(x, x_val, tau=tau, metric=metric, budget=budget,
-                                    func="shard_counts"):
+                                    func="shard_counts", max_contributions=max_contributions):
         if sampling_rate < 1.0:
             mask &= _inclusion_bits(int(key), row0 + r0, r1 - r0, m, sampling_rate)
         match = match_all[:, r0:r1] if match_all is not None else y[None, r0:r1] == y_val[:, None]
@@ -265,6 +302,7 @@ def shard_values(
     key: int | None = None,
     row0: int = 0,
     own_record: str = "subsample",
+    max_contributions: int | None = None,
     chunk_size: int | None = None,
 ) -> np.ndarray:
     """Per-record TKNN-Shapley values of one shard, summed over the validation points.
@@ -301,6 +339,9 @@ def shard_values(
         membership (DESIGN.md §4); ``"added"`` always adds the record's own +1, so the value
         depends only on the noisy counts and the record itself, not on the secret subsample
         (what a participant's DP *score* needs, see :mod:`privval.federated`).
+    max_contributions : int, optional
+        The contribution bound k the counts were made with (:func:`shard_counts`): a record
+        gets a value only in the balls it is kept in.
     chunk_size : int, optional
         Most distances held at once.
 
@@ -334,7 +375,7 @@ def shard_values(
     # record's value is a single masked mat-vec, as in the in-memory path.
     classes, codes = np.unique(y, return_inverse=True)
     for r0, r1, mask in _ball_masks(x, x_val, tau=tau, metric=metric, budget=budget,
-                                    func="shard_values"):
+                                    func="shard_values", max_contributions=max_contributions):
         if sampling_rate is not None:
             if own_record == "added":
                 inside = None
@@ -604,6 +645,7 @@ def _check_budget(chunk_size: Any, func: str) -> int:
 def _count_chunk(
     xb: np.ndarray, yb: np.ndarray, rows: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray,
     tau: float, metric: str, rate: float, key: int | None, budget: int, caller: str,
+    max_contributions: int | None = None,
 ) -> np.ndarray:
     """Counts of one chunk, shaped (1, M, 2) for the tree reduction.
 
@@ -612,21 +654,41 @@ def _count_chunk(
     xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
     row0 = int(rows[0]) if rows.shape[0] else 0
     counts = shard_counts(xb, yb, xv, y_val, tau=tau, metric=metric, sampling_rate=rate,
-                          key=key, row0=row0, chunk_size=budget)
+                          key=key, row0=row0, max_contributions=max_contributions,
+                          chunk_size=budget)
     return counts[None]
+
+
+def _vote_chunk(
+    xb: np.ndarray, yb: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,
+    grid: np.ndarray, metric: str, budget: int, caller: str,
+) -> np.ndarray:
+    """The ``tau="private"`` vote histogram of one chunk, shaped (1, G).
+
+    Each record's vote depends only on the record and the public validation set
+    (:func:`privval.private._vote_histogram`), so the int64 chunk histograms add exactly to
+    the in-memory one. Labels are compared directly (the vote only tests label equality).
+    """
+    from privval.private import _vote_histogram
+
+    xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
+    if xb.shape[0] == 0:
+        return np.zeros((1, grid.shape[0]), dtype=np.int64)
+    return _vote_histogram(xb, yb, xv, y_val, n_classes, grid, metric, budget)[None]
 
 
 def _value_chunk(
     xb: np.ndarray, yb: np.ndarray, rows: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray,
     counts: np.ndarray, tau: float, metric: str, n_classes: int, rate: float | None,
     key: int | None, budget: int, divisor: float, caller: str,
+    max_contributions: int | None = None,
 ) -> np.ndarray:
     """Per-record values of one chunk (the second pass)."""
     xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
     row0 = int(rows[0]) if rows.shape[0] else 0
     values = shard_values(xb, yb, xv, y_val, counts, tau=tau, n_classes=n_classes,
                           metric=metric, sampling_rate=rate, key=key, row0=row0,
-                          chunk_size=budget)
+                          max_contributions=max_contributions, chunk_size=budget)
     if divisor != 1.0:
         values /= divisor
     return values
@@ -641,6 +703,7 @@ def _row_index(train: _Training) -> Any:
 def _count_graph(
     train: _Training, x_val: np.ndarray, y_val: np.ndarray, *, tau: float, metric: str,
     rate: float, key: int | None, budget: int, split_every: int, func: str,
+    max_contributions: int | None = None,
 ) -> Any:
     """Lazy (M, 2) int64 counts: per-chunk counts (one block each), then a tree reduction."""
     da_mod = _import_dask()
@@ -650,7 +713,23 @@ def _count_graph(
         new_axes={"c": m, "p": 2}, adjust_chunks={"i": 1}, concatenate=True,
         dtype=np.int64, meta=np.empty((0, 0, 0), dtype=np.int64),
         x_val=x_val, y_val=y_val, tau=tau, metric=metric, rate=rate, key=key, budget=budget,
-        caller=func,
+        caller=func, max_contributions=max_contributions,
+    )
+    return per_chunk.sum(axis=0, dtype=np.int64, split_every=split_every)
+
+
+def _vote_graph(
+    train: _Training, x_val: np.ndarray, y_val: np.ndarray, *, n_classes: int,
+    grid: np.ndarray, metric: str, budget: int, split_every: int, func: str,
+) -> Any:
+    """Lazy (G,) int64 vote histogram of ``tau="private"``: per-chunk histograms, tree sum."""
+    da_mod = _import_dask()
+    per_chunk = da_mod.blockwise(
+        _vote_chunk, "ig", train.x, "ij", train.y, "i",
+        new_axes={"g": grid.shape[0]}, adjust_chunks={"i": 1}, concatenate=True,
+        dtype=np.int64, meta=np.empty((0, 0), dtype=np.int64),
+        x_val=x_val, y_val=y_val, n_classes=n_classes, grid=grid, metric=metric,
+        budget=budget, caller=func,
     )
     return per_chunk.sum(axis=0, dtype=np.int64, split_every=split_every)
 
@@ -658,7 +737,7 @@ def _count_graph(
 def _value_graph(
     train: _Training, x_val: np.ndarray, y_val: np.ndarray, counts: np.ndarray, *,
     tau: float, metric: str, n_classes: int, rate: float | None, key: int | None,
-    budget: int, divisor: float, func: str,
+    budget: int, divisor: float, func: str, max_contributions: int | None = None,
 ) -> Any:
     da_mod = _import_dask()
     return da_mod.blockwise(
@@ -666,6 +745,7 @@ def _value_graph(
         concatenate=True, dtype=np.float64, meta=np.empty((0,), dtype=np.float64),
         x_val=x_val, y_val=y_val, counts=counts, tau=tau, metric=metric, n_classes=n_classes,
         rate=rate, key=key, budget=budget, divisor=divisor, caller=func,
+        max_contributions=max_contributions,
     )
 
 
@@ -882,11 +962,12 @@ def dask_dp_tknn_shapley(
     x_val: Any,
     y_val: Any,
     *,
-    tau: float,
+    tau: float | str,
     epsilon: float,
     delta: float,
     sampling_rate: float | None = None,
     n_val_used: int | None = None,
+    max_contributions: int | None = None,
     noise: str = "discrete_gaussian",
     accountant: str = "pld",
     ledger: Any = None,
@@ -903,24 +984,40 @@ def dask_dp_tknn_shapley(
 ) -> ValuationRelease:
     """DP-TKNN-Shapley (Wang et al. 2023, arXiv 2308.15709) on a Dask cluster.
 
-    Mechanism (DESIGN.md §4), per used validation point: a fresh secret Poisson subsample of
-    the training set at rate q, exact counts ``(Ca, Cm)`` summed over the chunks by a tree
-    reduction, then independent noise on each count **once, on the client**, clamped at 0.
-    Every owner's value is the TKNN formula on those shared noisy counts plus its own record
-    (added when it was not in the subsample), computed chunk-wise on the workers.
+    The mechanism, its options and its privacy accounting are those of the in-memory
+    :func:`privval.dp_tknn_shapley` (DESIGN.md §4), whose functions this one calls: per used
+    validation point, a fresh secret Poisson subsample of the training set at rate q, exact
+    counts ``(Ca, Cm)`` summed over the chunks by a tree reduction, then independent noise on
+    each count **once, on the client**, clamped at 0. Every owner's value is the TKNN formula
+    on those shared noisy counts plus its own record (added when it was not in the
+    subsample), computed chunk-wise on the workers.
 
     Privacy: add/remove one training record; the count pair has l1 = l2 sensitivity 1. The
     release is the T-fold composition of ``PoissonSampled(q, DiscreteGaussian(σ, 1))`` (or
-    ``Gaussian(σ)`` with ``noise="gaussian"``), σ calibrated to ``(epsilon, delta)`` with the
-    chosen accountant. With a ledger, the charge is committed after the exact counts are
-    computed and before any noise is drawn: a failure in the count pass spends nothing, and a
-    task Dask retries (a worker died) recomputes integers only, so it cannot cause a second
-    noisy release.
+    ``Gaussian(σ)`` with ``noise="gaussian"``; T = min(T, k) with ``max_contributions=k``),
+    composed with the selection event when ``tau="private"``; σ is calibrated exactly as
+    in memory (same event, same accountant, same σ). With a ledger the charge is committed
+    before any noise is drawn. With a float or ``"auto"`` tau the exact counts are computed
+    first, so a failure in the count pass spends nothing; with ``tau="private"`` the exact
+    vote histogram is computed before the charge and the counts (which depend on the chosen
+    radius) after it. A task Dask retries (a worker died) recomputes integers only, so it
+    cannot cause a second noisy release.
+
+    With ``rng`` seeded and ``sampling_rate=1`` the release (validation choice, τ, noise,
+    values) equals the in-memory release for the same seed: both draw from the same
+    :class:`accountants.noise.NoiseSource` in the same order. With q < 1 the subsample comes
+    from keyed Philox tiles (module docstring), so the two paths agree in distribution only.
 
     Parameters
     ----------
-    x_train, y_train, x_val, y_val, tau, metric, label_column, chunk_rows, chunk_size, split_every
+    x_train, y_train, x_val, y_val, metric, label_column, chunk_rows, chunk_size, split_every
         As in :func:`dask_neighbor_counts`.
+    tau : float or {"auto", "private"}
+        Ball radius (``d <= tau``). ``"auto"``: :func:`privval.threshold.tau_from_validation`
+        on the validation set (no privacy cost). ``"private"``: report-noisy-max over the
+        per-record vote histogram of :func:`privval.dp_tknn_shapley`, computed chunk-wise on
+        the cluster (int64 histograms add exactly), charged with the release; it spends
+        :data:`privval.private.TAU_SELECTION_SHARE` of ε and δ.
     epsilon : float
         Target ε in (0, inf) of this release.
     delta : float
@@ -932,10 +1029,16 @@ def dask_dp_tknn_shapley(
     n_val_used : int, optional
         Number T of validation points used (drawn without replacement; default all M). The
         validation set is not protected, so the choice costs no privacy.
+    max_contributions : int, optional
+        Contribution bound k ≥ 1: each training record counts only in its k nearest in-ball
+        validation points (ties by validation index), decided per record on the worker that
+        holds it, so the event composes min(T, k) times. **This changes the value
+        definition**, exactly as in :func:`privval.dp_tknn_shapley`.
     noise : {"discrete_gaussian", "gaussian"}
         Exact integer noise (default) or floating-point Gaussian noise, rounded.
-    accountant : {"pld", "rdp"}
-        Accountant used to calibrate σ.
+    accountant : {"pld", "rdp", "evr"}
+        Accountant used to calibrate σ and state ε; ``"evr"`` is estimate-verify-release and
+        attaches its certificate to the guarantee and the ledger charge.
     ledger : accountants.ledger.Ledger, optional
         Charged (with ``dataset``, ``purpose``) before the release.
     dataset : str, optional
@@ -943,10 +1046,11 @@ def dask_dp_tknn_shapley(
     purpose : str, optional
         Description stored with the charge.
     rng : int or numpy.random.Generator, optional
-        Seed for the subsample key, the validation choice and the noise: reproducible, not
+        Seed for the validation choice, the subsample key and the noise: reproducible, not
         secure (the release says ``seeded=True``). Default: the OS CSPRNG.
     n_classes : int, optional
-        Number of classes C; default the distinct labels of ``y_train`` and ``y_val``.
+        Number of classes C (public); default the number of distinct validation labels, as
+        in memory (the training label set is private).
     reduce : {"mean", "sum"}
         Average (over the T used points) or sum.
 
@@ -977,14 +1081,18 @@ def dask_dp_tknn_shapley(
     ...     rel.values.compute().shape, rel.noisy_counts.shape, rel.seeded
     ((200,), (10, 2), True)
     """
-    from accountants import events as ev
-    from accountants import noise as nz
-    from privval.private import PrivacyGuarantee, ValuationRelease
+    from privval import private as pv
 
     func = "dask_dp_tknn_shapley"
     xv, yv = _check_val(x_val, y_val, func)
-    tau = check_tau(tau, func)
-    eps, dlt = _check_epsilon_delta(epsilon, delta, func)
+    metric = check_metric(metric, func)
+    if isinstance(tau, str):
+        tau_source = check_choice(tau, "tau", func, ("auto", "private"))
+    else:
+        tau = check_tau(tau, func)
+        tau_source = "given"
+    eps = pv._check_epsilon(epsilon, func)
+    dlt = pv._check_delta(delta, func)
     from privval._validation import check_fraction
 
     rate = check_fraction(default_sampling_rate() if sampling_rate is None else sampling_rate,
@@ -992,16 +1100,15 @@ def dask_dp_tknn_shapley(
     m = xv.shape[0]
     t_used = m if n_val_used is None else check_int(n_val_used, "n_val_used", func, minimum=1,
                                                      maximum=m)
-    noise = check_choice(noise, "noise", func, ("discrete_gaussian", "gaussian"))
-    accountant = check_choice(accountant, "accountant", func, ("pld", "rdp"))
-    metric = check_metric(metric, func)
+    k = None if max_contributions is None else check_int(max_contributions, "max_contributions",
+                                                         func, minimum=1)
+    noise = check_choice(noise, "noise", func, pv.NOISES)
+    accountant = check_choice(accountant, "accountant", func, pv.ACCOUNTANTS)
     reduce = check_choice(reduce, "reduce", func, ("mean", "sum"))
     n_seen = int(np.unique(yv).shape[0])
     n_cls = n_seen if n_classes is None else check_int(n_classes, "n_classes", func,
                                                        minimum=n_seen)
-    if purpose is not None and not isinstance(purpose, str):
-        fail("purpose", func, "a str or None", purpose, error=TypeError)
-    _check_ledger(ledger, dataset, func)
+    pv._check_ledger(ledger, dataset, purpose, func)
     budget = _check_budget(chunk_size, func)
     split = _check_split_every(split_every, func)
     rows = _check_chunk_rows(chunk_rows, func)
@@ -1011,54 +1118,75 @@ def dask_dp_tknn_shapley(
              error=TypeError)
     train = _training(x_train, y_train, xv, func, label_column=label_column, chunk_rows=rows)
     _check_label_kinds(train.y, yv, func)
+    source = pv.make_noise_source(rng)
+    if accountant == "evr":
+        pv._evr_module()  # fail early, before anything is computed, if EVR is unavailable
 
-    sigma = _calibrate_sigma(eps, dlt, rate, t_used, noise, accountant)
-    event = _count_event(sigma, rate, t_used, noise)
-    claimed = _epsilon_of(event, dlt, accountant)
-    if claimed > eps * (1.0 + 1e-9):  # calibrate guarantees <= epsilon; refuse anything else
-        raise RuntimeError(f"calibration returned sigma={sigma} with epsilon={claimed} > {eps}")
-    gen = None if rng is None else (rng if isinstance(rng, np.random.Generator)
-                                    else np.random.default_rng(int(rng)))
-    source = nz.make_noise_source(gen)
-    key = subsample_key(gen)
-    if t_used < m:
-        chooser = gen if gen is not None else np.random.default_rng(secrets.randbits(128))
-        used = np.sort(chooser.choice(m, size=t_used, replace=False)).astype(np.int64)
+    # The same steps, in the same order and on the same noise source, as dp_tknn_shapley.
+    grid = pv._tau_grid(xv, metric) if tau_source == "private" else None
+    if tau_source == "auto":
+        tau = pv._auto_tau(xv, metric)
+    used = pv._select_validation(m, t_used, source)
+    steps = t_used if k is None else min(t_used, k)
+    if tau_source == "private":
+        sel_eps, sel_delta = pv.TAU_SELECTION_SHARE * eps, pv.TAU_SELECTION_SHARE * dlt
+        sel_sigma, _ = pv._calibrate_cached("selection", (noise,), sel_eps, sel_delta,
+                                            "pld" if accountant == "evr" else accountant)
+        cal = pv._calibrate("selection+counts", (sel_sigma, rate, noise, steps), eps, dlt,
+                            accountant, source, sel_sigma)
     else:
-        used = np.arange(m, dtype=np.int64)
+        cal = pv._calibrate("counts", (rate, noise, steps), eps, dlt, accountant, source)
+    # 128 secret bits for the Philox subsample tiles (none needed at q = 1).
+    key = None if rate >= 1.0 else int.from_bytes(source.words(2).tobytes(), "little")
     xu, yu = xv[used], yv[used]
 
-    graph = _count_graph(train, xu, yu, tau=tau, metric=metric, rate=rate, key=key,
-                         budget=budget, split_every=split, func=func)
-    counts = np.asarray(graph.compute(), dtype=np.int64)
+    def counts_graph(radius: float) -> Any:
+        return _count_graph(train, xu, yu, tau=radius, metric=metric, rate=rate, key=key,
+                            budget=budget, split_every=split, func=func, max_contributions=k)
 
-    def release() -> np.ndarray:
-        return np.maximum(counts + _draw_count_noise(noise, sigma, counts.shape, source), 0)
-
-    entry_id = None
-    if ledger is not None:
-        sampling: Any = "none" if rate >= 1.0 else {"type": "poisson", "rate": rate}
-        with ledger.charge(dataset, event, sensitivity=1, sampling=sampling,
-                           seeded=source.seeded, purpose=purpose,
-                           details={"mechanism": "dp_tknn_shapley (dask)", "noise": noise,
-                                    "sigma": sigma, "n_val_used": t_used,
-                                    "epsilon": eps, "delta": dlt}) as entry:
-            noisy = release()
-        entry_id = int(entry.id)
+    hist = counts = None
+    if tau_source == "private":
+        assert grid is not None
+        hist = np.asarray(_vote_graph(train, xu, yu, n_classes=n_cls, grid=grid, metric=metric,
+                                      budget=budget, split_every=split, func=func).compute(),
+                          dtype=np.int64)
     else:
-        noisy = release()
+        counts = np.asarray(counts_graph(float(tau)).compute(), dtype=np.int64)
+
+    details = {"mechanism": "dp_tknn_shapley", "backend": "dask", "noise": noise,
+               "sigma": cal.sigma, "sampling_rate": rate, "n_val_used": t_used,
+               "max_contributions": k, "tau_source": tau_source, "count_pair": "(Ca, Cm)",
+               "selection_sigma": cal.selection_sigma}
+    with pv._charged(ledger, dataset, cal.event, sensitivity=1.0,
+                     sampling=({"type": "poisson", "rate": rate, "per": "validation point"}
+                               if rate < 1 else "none"),
+                     seeded=source.seeded, purpose=purpose, certificate=cal.certificate,
+                     details=details) as entry:
+        if tau_source == "private":
+            assert grid is not None and hist is not None and cal.selection_sigma is not None
+            z = _draw_count_noise(noise, cal.selection_sigma, (1, grid.shape[0]), source)[0]
+            noisy_hist = hist + z
+            tau = float(grid[grid.shape[0] - 1 - int(np.argmax(noisy_hist[::-1]))])
+            logger.info("tau chosen privately: %g from %d candidates", tau, grid.shape[0])
+            counts = np.asarray(counts_graph(tau).compute(), dtype=np.int64)
+        assert counts is not None
+        noisy = np.maximum(counts + _draw_count_noise(noise, cal.sigma, counts.shape, source), 0)
     divisor = float(t_used) if reduce == "mean" else 1.0
-    values = _value_graph(train, xu, yu, noisy, tau=tau, metric=metric, n_classes=n_cls,
-                          rate=rate, key=key, budget=budget, divisor=divisor, func=func)
+    noisy.flags.writeable = False
+    used.flags.writeable = False
+    values = _value_graph(train, xu, yu, noisy, tau=float(tau), metric=metric, n_classes=n_cls,
+                          rate=rate, key=key, budget=budget, divisor=divisor, func=func,
+                          max_contributions=k)
     logger.info("dask_dp_tknn_shapley: released %d noisy count pairs (sigma=%.4g, q=%.4g)",
-                t_used, sigma, rate)
-    guarantee = PrivacyGuarantee(epsilon=claimed, delta=dlt, accountant=accountant,
-                                 event_json=ev.to_json(event))
-    return ValuationRelease(
-        values=values, guarantee=guarantee, noise_scale=sigma, sampling_rate=rate,
-        noisy_counts=noisy, validation_indices=used, tau=tau, tau_source="given",
-        n_classes=n_cls, reduce=reduce, max_contributions=None, ledger_entry=entry_id,
-        seeded=source.seeded)
+                t_used, cal.sigma, rate)
+    guarantee = pv.PrivacyGuarantee(epsilon=cal.epsilon, delta=cal.delta,
+                                    accountant=cal.accountant, event_json=pv.to_json(cal.event),
+                                    certificate=cal.certificate)
+    return pv.ValuationRelease(
+        values=values, guarantee=guarantee, noise_scale=cal.sigma, sampling_rate=rate,
+        noisy_counts=noisy, validation_indices=used, tau=float(tau), tau_source=tau_source,
+        n_classes=n_cls, reduce=reduce, max_contributions=k,
+        ledger_entry=pv._entry_id(entry), seeded=source.seeded)
 
 
 @functools.lru_cache(maxsize=128)

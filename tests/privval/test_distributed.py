@@ -260,3 +260,143 @@ def test_missing_dask_names_the_extra(monkeypatch, data):
     monkeypatch.setitem(sys.modules, "dask.array", None)
     with pytest.raises(ImportError, match=r"privval\[dask\]"):
         dask_neighbor_counts(x, y, xv, yv, tau=TAU)
+
+
+# --------------------------------------------------------------------------- in-memory options
+# Both paths draw the validation choice, the EVR seed, the selection noise and the count noise
+# from one NoiseSource in the same order, and q = 1 needs no subsample: for an equal seed the
+# whole release must be identical, noise included.
+_SAME_SEED = {"epsilon": 2.0, "delta": 1e-5, "rng": 11, "accountant": "rdp",
+              "sampling_rate": 1.0}
+
+
+@pytest.mark.parametrize("options", [
+    {"tau": TAU, "max_contributions": 3},
+    {"tau": "auto"},
+    {"tau": "private", "n_val_used": 16},
+    {"tau": "private", "max_contributions": 2, "noise": "gaussian", "reduce": "sum"},
+    {"tau": TAU, "accountant": "evr", "delta": 1e-3},
+], ids=["max_contributions", "auto", "private", "private+bound", "evr"])
+def test_new_options_equal_the_in_memory_release_for_an_equal_seed(client, data, tmp_path,
+                                                                    options):
+    from privval.private import dp_tknn_shapley
+
+    x, y, xv, yv = data
+    kwargs = dict(_SAME_SEED, **options)
+    ledger = Ledger(str(tmp_path / "evr.db"), record=())
+    ledger.set_budget("d", epsilon=50.0, delta=1e-2)
+    expected = dp_tknn_shapley(x, y, xv, yv, **kwargs)
+    xd, yd = _chunked(x, y, 7)
+    # chunk_size = 30 rows per tile: every chunk is bounded/voted in several tiles.
+    rel = dask_dp_tknn_shapley(xd, yd, xv, yv, chunk_size=M * 30, ledger=ledger, dataset="d",
+                               **kwargs)
+    assert rel.tau == expected.tau and rel.tau_source == expected.tau_source
+    assert rel.tau_source == ("given" if not isinstance(options["tau"], str) else options["tau"])
+    assert rel.max_contributions == options.get("max_contributions")
+    np.testing.assert_array_equal(rel.validation_indices, expected.validation_indices)
+    np.testing.assert_array_equal(rel.noisy_counts, expected.noisy_counts)
+    np.testing.assert_allclose(rel.values.compute(), expected.values, rtol=1e-12, atol=1e-15)
+    assert rel.guarantee == expected.guarantee and rel.noise_scale == expected.noise_scale
+    # The noise was really drawn (the equality is not that of two noiseless runs).
+    exact = neighbor_counts(x, y, xv[rel.validation_indices], yv[rel.validation_indices],
+                            tau=rel.tau)
+    assert not np.array_equal(rel.noisy_counts, exact)
+    (record,) = ledger.history("d")
+    if options.get("accountant") == "evr":
+        assert rel.guarantee.accountant == "evr" and rel.guarantee.certificate.accepted
+        assert record.certificate is not None and record.certificate["accepted"]
+    ledger.close()
+
+
+def test_max_contributions_counts_and_values_match_brute_force(client, data):
+    """Noise-free oracle (ε = 5000, Gaussian σ ~ 0.05): kept sets from explicit distances."""
+    x, y, xv, yv = data
+    k = 2
+    dist = np.linalg.norm(xv[:, None, :] - x[None, :, :], axis=2)
+    keep = np.zeros_like(dist, dtype=bool)
+    for j in range(N):
+        balls = [v for v in np.argsort(dist[:, j], kind="stable") if dist[v, j] <= TAU][:k]
+        keep[balls, j] = True
+    assert (dist <= TAU).sum(axis=0).max() > k  # the bound binds for some records
+    match = yv[:, None] == y[None, :]
+    counts = np.stack([(keep & match).sum(1), (keep & ~match).sum(1)], axis=1)
+    for n_chunks in (1, 64):
+        xd, yd = _chunked(x, y, n_chunks)
+        rel = dask_dp_tknn_shapley(xd, yd, xv, yv, tau=TAU, epsilon=5e3, delta=1e-5, rng=1,
+                                   noise="gaussian", accountant="rdp", sampling_rate=1.0,
+                                   max_contributions=k, chunk_size=M * 7)
+        np.testing.assert_array_equal(rel.noisy_counts, counts)
+        oracle = np.zeros(N)
+        for v in range(M):
+            a, _ = tknn_point_values([counts[v, 0]], [counts[v, 1]], 3)
+            _, b = tknn_point_values([counts[v, 0]], [counts[v, 1]], 3)
+            oracle += np.where(keep[v], np.where(match[v], a[0], b[0]), 0.0)
+        np.testing.assert_allclose(rel.values.compute(), oracle / M, rtol=1e-10, atol=1e-14)
+
+
+def test_bounded_subsampled_shard_counts_add_up_and_respect_the_bound(data):
+    from privval.distributed import shard_values
+
+    x, y, xv, yv = data
+    k = 2
+    whole = shard_counts(x, y, xv, yv, tau=TAU, sampling_rate=0.4, key=99, max_contributions=k)
+    parts = sum(shard_counts(x[a:a + 90], y[a:a + 90], xv, yv, tau=TAU, sampling_rate=0.4,
+                             key=99, row0=a, max_contributions=k) for a in range(0, N, 90))
+    np.testing.assert_array_equal(whole, parts)
+    assert np.all(whole <= shard_counts(x, y, xv, yv, tau=TAU, max_contributions=k))
+    # One record alone: it counts in at most k balls, and its value lives only in those.
+    for j in range(0, N, 37):
+        own = shard_counts(x[j:j + 1], y[j:j + 1], xv, yv, tau=TAU, max_contributions=k)
+        assert own.sum() <= k
+        vals = shard_values(x[j:j + 1], y[j:j + 1], xv, yv, np.ones((M, 2), dtype=np.int64),
+                            tau=TAU, n_classes=3, sampling_rate=1.0, max_contributions=k)
+        assert (vals[0] == 0.0) == (own.sum() == 0)
+
+
+def test_vote_histograms_of_chunks_add_up_to_the_in_memory_histogram(data):
+    from privval.distributed import _vote_chunk
+    from privval.private import _encode, _tau_grid, _vote_histogram
+
+    x, y, xv, yv = data
+    grid = _tau_grid(xv, "euclidean")
+    codes_t, codes_v, c = _encode(y, yv, None, "t")
+    expected = _vote_histogram(x, codes_t, xv, codes_v, c, grid, "euclidean", 2**20)
+    assert expected.sum() == N and np.count_nonzero(expected) > 1
+    for rows in (N, 91, 10):
+        parts = sum(_vote_chunk(x[a:a + rows], y[a:a + rows], x_val=xv, y_val=yv, n_classes=c,
+                                grid=grid, metric="euclidean", budget=M * 7, caller="t")[0]
+                    for a in range(0, N, rows))
+        np.testing.assert_array_equal(parts, expected)
+
+
+def test_bad_new_options_fail_before_anything_is_charged(data, tmp_path, monkeypatch):
+    from accountants.ledger import BudgetExceededError
+
+    x, y, xv, yv = data
+    ledger = _ledger(tmp_path)
+    xd, yd = _chunked(x, y, 2)
+    base = {"epsilon": 1.0, "delta": 1e-5, "ledger": ledger, "dataset": "d"}
+    with dask.config.set(scheduler="synchronous"):
+        for change, fragment in [
+            ({"tau": TAU, "max_contributions": 0}, "'max_contributions' parameter of dask_dp"),
+            ({"tau": TAU, "max_contributions": 1.5}, "'max_contributions'"),
+            ({"tau": "best"}, "'tau' parameter of dask_dp_tknn_shapley"),
+            ({"tau": TAU, "accountant": "mc"}, "'accountant' parameter of dask_dp"),
+            ({"tau": "private", "x_val": xv[:1], "y_val": yv[:1]}, "'tau'"),
+            ({"tau": "auto", "x_val": xv[:1], "y_val": yv[:1]}, "'x_val'"),
+        ]:
+            kwargs = {**base, "x_val": xv, "y_val": yv, **change}
+            with pytest.raises((ValueError, TypeError), match=fragment):
+                dask_dp_tknn_shapley(xd, yd, **kwargs)
+        assert ledger.history("d") == []
+        # A refused charge with tau="private" draws no selection noise and no count noise.
+        small = Ledger(str(tmp_path / "small.db"), record=())
+        small.set_budget("d", epsilon=0.5, delta=1e-4, accountant="rdp")
+        draws = []
+        monkeypatch.setattr(noise_module, "sample_discrete_gaussian",
+                            lambda *a, **k: draws.append(1) or np.zeros(a[1], dtype=np.int64))
+        with pytest.raises(BudgetExceededError):
+            dask_dp_tknn_shapley(xd, yd, xv, yv, tau="private", max_contributions=2,
+                                 epsilon=1.0, delta=1e-5, ledger=small, dataset="d",
+                                 accountant="rdp")
+        assert draws == [] and small.history("d") == []
