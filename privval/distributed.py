@@ -27,12 +27,29 @@ Secret subsamples on a cluster
 DP-TKNN-Shapley Poisson-subsamples the training set, afresh for every validation point
 (Wang et al. 2023, arXiv 2308.15709; DESIGN.md §4). The count pass and the value pass must see
 the *same* subsample, and so must a re-run task. The client therefore draws a 128-bit key from
-the OS CSPRNG (or from ``rng`` when seeded), and each worker derives the inclusion bits of a
+the release's noise source (the OS CSPRNG, or ``rng`` when seeded; :func:`subsample_key` for
+other callers), and each worker derives the inclusion bits of a
 fixed tile of 4096 global training rows from a Philox-4x64 stream keyed by ``(key, tile)``. The
 subsample is thus a pure function of the key, identical for every chunking of the data and every
 retry. Inclusion is ``U < floor(q * 2**32)`` with ``U`` uniform on 32 bits, so the realised rate
 never exceeds the ``q`` the accountant composes. The key travels inside the task graph: workers
 are part of the trusted curator (the counts they compute are not private either).
+
+Options shared with the in-memory path
+--------------------------------------
+:func:`dask_dp_tknn_shapley` supports every option of :func:`privval.dp_tknn_shapley` and calls
+that module's own functions for validation, calibration, events, the ledger charge and the
+choice of validation points, so the accounting cannot drift between the two paths:
+
+* ``max_contributions=k``: each record keeps only its k nearest in-ball validation points
+  (:func:`privval.private._bounded_pairs`, applied per tile of records on the worker that
+  holds them; the kept set depends on the record and the public validation set only).
+* ``tau="auto"``: :func:`privval.threshold.tau_from_validation` on the client (no cost).
+* ``tau="private"``: each record's vote (:func:`privval.private._vote_histogram`) is computed
+  on its worker; the int64 chunk histograms add exactly, the client adds the selection noise
+  after the charge and keeps the noisy argmax. This costs one more pass over the data.
+* ``accountant="evr"``: estimate-verify-release calibration on the client, the certificate
+  stored in the guarantee and the ledger.
 
 Dask is an optional dependency (``pip install 'privval[dask]'``); it is imported only when a
 function here needs it.
@@ -1000,8 +1017,10 @@ def dask_dp_tknn_shapley(
     before any noise is drawn. With a float or ``"auto"`` tau the exact counts are computed
     first, so a failure in the count pass spends nothing; with ``tau="private"`` the exact
     vote histogram is computed before the charge and the counts (which depend on the chosen
-    radius) after it. A task Dask retries (a worker died) recomputes integers only, so it
-    cannot cause a second noisy release.
+    radius) after it, so a cluster failure in that last pass leaves the charge spent with
+    nothing released (as in memory, where the counts follow the charge). A task Dask
+    retries (a worker died) recomputes integers only, so it cannot cause a second noisy
+    release.
 
     With ``rng`` seeded and ``sampling_rate=1`` the release (validation choice, τ, noise,
     values) equals the in-memory release for the same seed: both draw from the same
