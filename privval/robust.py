@@ -45,10 +45,12 @@ column with x₍ᵢ₎ = −C for i ≤ 0 and +C for i ≥ n + 1 (every |xᵢⱼ
 
 * Mⱼ^(k) = max{|x₍ᵢ₎ⱼ| : |i − t| ≤ k or |i − (n−t+1)| ≤ k},
 * eⱼ^(k) = max(x₍ₜ₊ₖ₎ⱼ, −x₍ₙ₋ₜ₊₁₋ₖ₎ⱼ, 0),
-* U^(k) = min(‖M^(k)‖₂, √(C² + ‖e^(k)‖₂²), m·GS2) / m.
+* U^(k) = min(‖M^(k)‖₂, √(C² + ‖e^(k+1)‖₂²), m·GS2) / m.
 
 U^(0) bounds the local sensitivity (every neighbour's change lies coordinate-wise in
-[x₍ₜ₎ⱼ, x₍ₙ₋ₜ₊₁₎ⱼ] and is at most max(|zⱼ|, eⱼ)); U^(k) is nondecreasing in k; and for
+[x₍ₜ₎ⱼ, x₍ₙ₋ₜ₊₁₎ⱼ]; adding z changes coordinate j by at most max(|zⱼ|, eⱼ^(0)), removing z
+by at most max(|zⱼ|, eⱼ^(1)), because the smaller batch's trimming interval contains
+[x₍ₜ₊₁₎ⱼ, x₍ₙ₋ₜ₎ⱼ]); U^(k) is nondecreasing in k; and for
 neighbours U^(k)(x′) ≤ U^(k+1)(x), because adding a record moves every order statistic down
 by at most one index (x′₍ᵢ₎ ∈ [x₍ᵢ₋₁₎, x₍ᵢ₎]) and removing one moves it up by at most one
 (x′₍ᵢ₎ ∈ [x₍ᵢ₎, x₍ᵢ₊₁₎]), so every window of x′ at radius k lies in x's window at radius k+1.
@@ -274,9 +276,14 @@ def _envelope(sorted_grads: np.ndarray, k: int, c: float, t: int, m: int) -> flo
     """
     n = sorted_grads.shape[0]
     hi_centre = n - t + 1
-    ends = _order_stat(sorted_grads, np.array([t - k, t + k, hi_centre - k, hi_centre + k]), c)
-    big_m = np.max(np.abs(ends), axis=0)
-    e = np.maximum(np.maximum(ends[1], -ends[2]), 0.0)
+    ends = _order_stat(sorted_grads, np.array([t - k, t + k, hi_centre - k, hi_centre + k,
+                                               t + k + 1, hi_centre - k - 1]), c)
+    big_m = np.max(np.abs(ends[:4]), axis=0)
+    # e^(k+1), not e^(k): removing a record z leaves a batch whose trimming interval
+    # [x''_(t), x''_(n-t)] contains only [x_(t+1), x_(n-t)], so the removal change
+    # clamp(z_j, x''_(t), x''_(n-t)) is bounded by max(|z_j|, e_j^(1)) (e^(0) bounds only the
+    # add direction; with e^(0) a sparse batch had LS 1.15·U^(0)).
+    e = np.maximum(np.maximum(ends[4], -ends[5]), 0.0)
     value = min(float(np.linalg.norm(big_m)), math.sqrt(c * c + float(e @ e)), m * _gs2(c, t, m))
     return value / m
 

@@ -151,6 +151,52 @@ def test_distance_has_sensitivity_one_and_certifies_beta(rng):
     assert math.inf in seen and 0.0 in seen and len(finite) >= 5  # not vacuous
 
 
+def _sparse_adversarial_batch(t: int, d: int, c: float, rng: np.random.Generator) -> np.ndarray:
+    """n = 2t + 1 rows: one zero row and 2t rows with value v on random supports.
+
+    Every column has t + 1 entries v > 0 above t zeros, so its median window holds v and its
+    trimming interval [x_(t), x_(n-t+1)] contains 0: removing the zero row moves each column
+    by v although the removed record is 0 (the removal direction of the envelope).
+    """
+    n = 2 * t + 1
+    x = np.zeros((n, d))
+    for j in range(d):
+        x[1 + rng.choice(2 * t, size=t + 1, replace=False), j] = 1.0
+    counts = x.sum(axis=1).max()
+    return x * (c / math.sqrt(counts))
+
+
+def test_envelope_bounds_removal_changes_on_sparse_batches(rng):
+    """U^(0) must bound the change from *removing* a record too, and Δ ≥ 1 must certify β.
+
+    Oracle: brute-force removal of every row with the definition-level trimmed sum
+    (_trimmed_sum_oracle). Closed form for t = 2, d = 4, S_j = all rows but the j-th: each
+    removal of the zero row moves every coordinate by C/√3, an ℓ2 change of 2C/(√3 m) > C/m.
+    """
+    c, m = 1.0, 10
+    x = np.zeros((5, 4))
+    for i in range(4):
+        x[i + 1, [j for j in range(4) if j != i]] = c / math.sqrt(3)
+    change = np.linalg.norm(_trimmed_sum_oracle(x[1:], 2, m) - _trimmed_sum_oracle(x, 2, m))
+    assert change == pytest.approx(2 * c / (math.sqrt(3) * m))
+    kw = {"clip_norm": c, "trim": 2, "expected_batch_size": m}
+    assert robust_local_sensitivity_envelope(x, 0, **kw) >= change * (1 - 1e-12)
+    beta = c / m  # below the true local sensitivity: PTR must not certify it
+    assert robust_distance_to_instability(x, proposed_bound=beta, **kw) == 0.0
+    for _ in range(40):
+        t, d = int(rng.integers(1, 5)), int(rng.integers(2, 9))
+        x = _sparse_adversarial_batch(t, d, c, rng)
+        kw = {"clip_norm": c, "trim": t, "expected_batch_size": m}
+        base = _trimmed_sum_oracle(x, t, m)
+        worst = max(np.linalg.norm(_trimmed_sum_oracle(np.delete(x, i, axis=0), t, m) - base)
+                    for i in range(x.shape[0]))
+        u0 = robust_local_sensitivity_envelope(x, 0, **kw)
+        assert worst <= u0 * (1 + 1e-12) + 1e-15
+        for beta in np.linspace(0.5, 1.0, 6) * u0:
+            if robust_distance_to_instability(x, proposed_bound=float(beta), **kw) >= 1:
+                assert worst <= beta * (1 + 1e-12)
+
+
 def test_beta_at_global_sensitivity_never_fails_the_test(rng):
     x = _ball(rng, 10, 3, 1.0)
     gs = trimmed_sum_global_sensitivity(1.0, 2, 10)
