@@ -897,9 +897,9 @@ class DPSGD(_PoissonTrainer):
 
     Poisson batches at rate m/N, per-example clipping to C, N(0, (s·C)²) noise on the sum,
     division by the public m (Opacus ``expected_batch_size``). Each step is
-    ``PoissonSampledDpEvent(m/N, GaussianDpEvent(s))``. The Gaussian noise is drawn by
-    Opacus from a torch generator seeded from ``rng`` (or from the OS CSPRNG): torch's
-    generator is not cryptographically secure, so treat this class as a baseline.
+    ``PoissonSampledDpEvent(m/N, GaussianDpEvent(s))``. Opacus clips and sums; the Gaussian
+    noise is drawn from :mod:`accountants.noise` (the OS CSPRNG unless ``rng`` is given),
+    not from Opacus' torch generator, which is not cryptographically secure.
 
     Parameters
     ----------
@@ -931,16 +931,30 @@ class DPSGD(_PoissonTrainer):
         from opacus.optimizers import DPOptimizer
 
         self.noise_multiplier = s
-        seed = int(self._source.words(1)[0] >> np.uint64(1))
-        self._generator = self._torch.Generator().manual_seed(seed)
         self._optimizer = DPOptimizer(
             self._torch.optim.SGD(self._params, lr=self.lr),
             noise_multiplier=s,
             max_grad_norm=self.clip_norm,
             expected_batch_size=self.expected_batch_size,
             loss_reduction="mean",
-            generator=self._generator,
         )
+        # Opacus draws its noise from a torch generator (Mersenne Twister, not a CSPRNG):
+        # replace that one step so the noise comes from this trainer's NoiseSource (the OS
+        # CSPRNG unless seeded), like every other release in privval.
+        self._optimizer.add_noise = self._add_noise
+
+    def _add_noise(self) -> None:
+        """Opacus' DPOptimizer.add_noise with N(0, (s·C)²) noise from the NoiseSource."""
+        from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+
+        torch, std = self._torch, self.noise_multiplier * self.clip_norm
+        for p in self._optimizer.params:
+            _check_processed_flag(p.summed_grad)
+            ref = p.summed_grad
+            noise = sample_gaussian(std, ref.numel(), self._source)
+            p.grad = (ref + torch.as_tensor(noise, dtype=ref.dtype, device=ref.device)
+                      .view_as(ref)).view_as(p)
+            _mark_as_processed(p.summed_grad)
 
     @classmethod
     def calibrated(cls, model: Any, x: Any, y: Any, *, epsilon: float, delta: float, steps: int,

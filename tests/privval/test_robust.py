@@ -428,6 +428,41 @@ def test_dp_sgd_baseline_calibrated(torch_mod):
 
 
 @torch_mark
+def test_dp_sgd_noise_comes_from_the_noise_source(torch_mod, monkeypatch):
+    """DP-SGD's Gaussian noise must be drawn from accountants.noise (OS CSPRNG by default),
+    not from a torch generator. Oracle: q = 1 (every example in the batch), the clipped mean
+    by plain autograd (_clipped_mean_oracle), and the recorded draws: the update must equal
+    mean + noise/m exactly, with d draws of standard deviation s·C from the trainer's source.
+    """
+    import privval.robust as robust_mod
+
+    torch = torch_mod
+    n, c, s = 12, 0.8, 1.3
+    model, x, y = _problem(torch, n=n, seed=5)
+    mean = _clipped_mean_oracle(torch, model, x, y, c, n)
+    draws = []
+    real = robust_mod.sample_gaussian
+
+    def recording(sigma, size, source):
+        out = real(sigma, size, source)
+        draws.append((sigma, source, np.array(out, dtype=np.float64).ravel()))
+        return out
+
+    monkeypatch.setattr(robust_mod, "sample_gaussian", recording)
+    sgd = robust_mod.DPSGD(model, x, y, lr=0.1, clip_norm=c, expected_batch_size=n,
+                           noise_multiplier=s, rng=None)
+    theta0 = torch.cat([p.detach().reshape(-1) for p in sgd._params]).double().numpy()
+    sgd.step()
+    theta1 = torch.cat([p.detach().reshape(-1) for p in sgd._params]).double().numpy()
+    assert sgd.seeded is False
+    assert draws and all(sig == pytest.approx(s * c) and src is sgd._source for sig, src, _ in draws)
+    noise = np.concatenate([d for _, _, d in draws])
+    assert noise.size == sgd.dimension
+    np.testing.assert_allclose((theta0 - theta1) / sgd.lr, mean + noise / n, rtol=0, atol=1e-5)
+    sgd.close()
+
+
+@torch_mark
 @pytest.mark.parametrize(
     ("overrides", "name", "error"),
     [
