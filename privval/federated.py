@@ -643,6 +643,9 @@ class Coordinator:
                 noisy = release()
             entry_id = int(entry.id)
         else:
+            # Two charges, each committed on entering: a refusal of the second would leave the
+            # first spent with nothing released, so dry-run the second's cap check first.
+            _refuse_if_over(self.ledger, self.participant_dataset, self._p_event)
             with self.ledger.charge(self.dataset, self._event, sensitivity=1, sampling=sampling,
                                     seeded=source.seeded, purpose=purpose,
                                     details=details) as entry, \
@@ -820,6 +823,47 @@ class Coordinator:
         return ParticipantScore(p.participant_id, method, value, eps, dlt, "replace_one", beta,
                                 cal.sigma_pass, (lo, hi), bool(release.passed),
                                 release.ledger_entry)
+
+
+def _refuse_if_over(ledger: Any, dataset: str, event: Any) -> None:
+    """Dry run of :meth:`Ledger.charge`'s cap check for an unscoped charge of ``event``.
+
+    Same accountant, δ, neighbouring relation and parallel composition by scope as the
+    ledger (every scope part sees every unscoped charge); writes nothing. Raises
+    :class:`~accountants.ledger.BudgetExceededError` when the charge would not fit, so a
+    round with two charges is refused before either is committed (only a concurrent charge
+    by another process between this check and the charge can still refuse the second).
+    """
+    import json
+
+    from accountants.accountant import make_accountant, parse_neighboring_relation
+    from accountants.ledger import BudgetExceededError
+
+    budget = ledger.budget(dataset)
+    history = ledger.history(dataset)
+    relation = parse_neighboring_relation(history[0].neighboring_relation if history
+                                          else _RELATION)
+
+    def eps(events: list) -> float:
+        if not events:
+            return 0.0
+        acc = make_accountant(budget.accountant, neighboring_relation=relation)
+        for e in events:
+            acc.compose(e)
+        return float(acc.get_epsilon(budget.delta))
+
+    base = [h.event for h in history if h.scope is None]
+    parts: dict[str, list] = {}
+    for h in history:
+        if h.scope is not None:
+            parts.setdefault(json.dumps(h.scope), []).append(h.event)
+    spent = max([eps(base)] + [eps(base + p) for p in parts.values()])
+    total = max([eps(base + [event])] + [eps(base + [event] + p) for p in parts.values()])
+    if total > budget.epsilon:
+        raise BudgetExceededError(dataset, spent=spent, asked=eps([event]), total=total,
+                                  remaining=max(budget.epsilon - spent, 0.0),
+                                  cap=budget.epsilon, delta=budget.delta,
+                                  accountant=budget.accountant)
 
 
 @functools.lru_cache(maxsize=64)

@@ -212,6 +212,28 @@ def test_participant_level_caps_bound_each_participants_influence(tmp_path):
     assert len(ledger.history("rec")) == 1
 
 
+def test_refused_participant_level_charge_spends_no_record_level_budget(setup, tmp_path):
+    """With participant_cap a round makes two charges; if the participant-level dataset
+    refuses, nothing may stay spent on the record-level dataset and nothing is released.
+    Oracle: the ledger's own history of both datasets."""
+    from accountants.ledger import BudgetExceededError
+
+    xs, ys, xv, yv = setup
+    ledger = Ledger(str(tmp_path / "ledger.db"), record=())
+    ledger.set_budget("rec", epsilon=100.0, delta=1e-4, accountant="rdp")
+    ledger.set_budget("who", epsilon=0.5, delta=1e-4, accountant="rdp")
+    coord = Coordinator(xv, yv, tau=TAU, epsilon=1.0, delta=1e-5, ledger=ledger, dataset="rec",
+                        participant_cap=2, participant_epsilon=2.0, participant_delta=1e-5,
+                        participant_dataset="who", accountant="rdp", sampling_rate=1.0, rng=0)
+    parts = _participants(xs, ys)
+    with pytest.raises(BudgetExceededError):
+        coord.run_round(parts)
+    assert ledger.history("rec") == [] and ledger.history("who") == []
+    assert coord.rounds == []
+    with pytest.raises(ValueError, match="round"):
+        parts[0].record_values(0)
+
+
 def test_robust_scores_go_to_a_replace_one_dataset(setup, tmp_path):
     xs, ys, xv, yv = setup
     ledger = _ledger(tmp_path, "fed", "fed-robust")
