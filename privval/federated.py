@@ -300,7 +300,8 @@ class FederatedRound:
     reduce : str
         ``"mean"`` or ``"sum"`` over the T validation points.
     seeded : bool
-        Whether the coordinator's noise was seeded.
+        Whether the round's randomness was seeded (reproducible, not secure): the
+        coordinator's noise, or, with ``sampling_rate < 1``, any participant's subsample.
     ledger_entry : int or None
         The record-level charge.
     participant_level : dict or None
@@ -623,6 +624,9 @@ class Coordinator:
                  _Described(f"an array of shape {total.shape} and dtype {total.dtype}"))
         total = total.astype(np.int64)
         source = make_noise_source(self._gen)
+        # The secret subsamples are part of the mechanism: a participant whose generator is
+        # seeded makes them predictable, so the round is reproducible and not secure.
+        seeded = source.seeded or (self.sampling_rate < 1.0 and any(p.seeded for p in parts))
 
         def release() -> np.ndarray:
             z = _draw_count_noise(self.noise, self._sigma, total.shape, source)
@@ -638,7 +642,7 @@ class Coordinator:
             noisy = release()
         elif self.participant_cap is None:
             with self.ledger.charge(self.dataset, self._event, sensitivity=1, sampling=sampling,
-                                    seeded=source.seeded, purpose=purpose,
+                                    seeded=seeded, purpose=purpose,
                                     details=details) as entry:
                 noisy = release()
             entry_id = int(entry.id)
@@ -647,11 +651,11 @@ class Coordinator:
             # first spent with nothing released, so dry-run the second's cap check first.
             _refuse_if_over(self.ledger, self.participant_dataset, self._p_event)
             with self.ledger.charge(self.dataset, self._event, sensitivity=1, sampling=sampling,
-                                    seeded=source.seeded, purpose=purpose,
+                                    seeded=seeded, purpose=purpose,
                                     details=details) as entry, \
                     self.ledger.charge(self.participant_dataset, self._p_event,
                                        sensitivity=self.participant_cap, sampling="none",
-                                       seeded=source.seeded, purpose=purpose,
+                                       seeded=seeded, purpose=purpose,
                                        details={**details, "unit": "participant",
                                                 "participant_cap": self.participant_cap}
                                        ) as p_entry:
@@ -668,7 +672,7 @@ class Coordinator:
             participant_ids=tuple(p.participant_id for p in parts), epsilon=self._claimed,
             delta=self.delta, accountant=self.accountant, event_json=ev.to_json(self._event),
             noise=self.noise, noise_scale=self._sigma, sampling_rate=self.sampling_rate,
-            n_classes=self.n_classes, reduce=self.reduce, seeded=source.seeded,
+            n_classes=self.n_classes, reduce=self.reduce, seeded=seeded,
             ledger_entry=entry_id, participant_level=participant_level)
         self.rounds.append(rnd)
         for p in parts:

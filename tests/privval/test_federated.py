@@ -234,6 +234,28 @@ def test_refused_participant_level_charge_spends_no_record_level_budget(setup, t
         parts[0].record_values(0)
 
 
+def test_round_is_marked_seeded_when_a_participants_subsample_is_seeded(setup, tmp_path):
+    """The secret Poisson subsample is part of the mechanism (amplification needs it
+    unpredictable): a participant with a seeded generator makes the round reproducible and
+    not secure even when the coordinator's noise comes from the CSPRNG. Oracle: the same
+    participant seeds reproduce every participant's exact counts (so they are predictable),
+    and the round and its ledger row must then say seeded."""
+    xs, ys, xv, yv = setup
+    ledger = _ledger(tmp_path, "rec")
+    kw = {"tau": TAU, "epsilon": 1.0, "delta": 1e-5, "sampling_rate": 0.5, "accountant": "rdp"}
+    first = [p.local_counts(0, xv, yv, tau=TAU, metric="euclidean", sampling_rate=0.5)
+             for p in _participants(xs, ys, seed=40)]
+    again = [p.local_counts(0, xv, yv, tau=TAU, metric="euclidean", sampling_rate=0.5)
+             for p in _participants(xs, ys, seed=40)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))  # predictable subsamples
+    coord = Coordinator(xv, yv, ledger=ledger, dataset="rec", rng=None, **kw)
+    rnd = coord.run_round(_participants(xs, ys, seed=40))
+    assert rnd.seeded is True
+    assert ledger.history("rec")[-1].seeded is True
+    secure = [Participant(x, y, f"s{i}") for i, (x, y) in enumerate(zip(xs, ys))]
+    assert Coordinator(xv, yv, rng=None, **kw).run_round(secure).seeded is False
+
+
 def test_robust_scores_go_to_a_replace_one_dataset(setup, tmp_path):
     xs, ys, xv, yv = setup
     ledger = _ledger(tmp_path, "fed", "fed-robust")
