@@ -649,7 +649,10 @@ class Coordinator:
         else:
             # Two charges, each committed on entering: a refusal of the second would leave the
             # first spent with nothing released, so dry-run the second's cap check first.
-            _refuse_if_over(self.ledger, self.participant_dataset, self._p_event)
+            from privval.ptr import _refuse_if_over
+
+            _refuse_if_over(self.ledger, self.participant_dataset, self._p_event,
+                            relation=_RELATION)
             with self.ledger.charge(self.dataset, self._event, sensitivity=1, sampling=sampling,
                                     seeded=seeded, purpose=purpose,
                                     details=details) as entry, \
@@ -746,7 +749,8 @@ class Coordinator:
         ValueError, TypeError
             Invalid parameters or participants not in the round (nothing is charged).
         accountants.ledger.BudgetExceededError
-            A participant's charge was refused (earlier participants stay charged/released).
+            A participant's charge would be refused: checked for every participant before
+            any is charged, so nothing is spent (barring a concurrent charge elsewhere).
         """
         func = "Coordinator.score_participants"
         if not isinstance(round_, FederatedRound) or round_.round_id >= len(self.rounds) or \
@@ -775,6 +779,23 @@ class Coordinator:
             fail("robust_dataset", func, "a separate ledger dataset name for the replace-one PTR "
                  "charges when a ledger is given", robust_dataset)
         lo, hi = self.value_range(round_)
+        if self.ledger is not None and len(parts) > 1:
+            # One charge per participant, each committed on entering: refuse the whole call
+            # before any is charged if one of them would not fit.
+            from accountants import events as ev
+            from privval.ptr import _plan, _refuse_if_over
+
+            for p in parts:
+                if method == "sum":
+                    _refuse_if_over(self.ledger, self.dataset,
+                                    ev.GaussianDpEvent(gaussian_noise_multiplier(eps, dlt)),
+                                    relation=_RELATION, scope=p.participant_id)
+                else:
+                    kwargs = self._robust_kwargs(p, method, eps, dlt, lo, hi, trim, frac)[0]
+                    plan = _plan(p._score_values(round_.round_id, func), method, func=func,
+                                 **kwargs)
+                    _refuse_if_over(self.ledger, robust_dataset, plan.event,
+                                    relation="replace_one", scope=p.participant_id)
         if method == "sum":
             return {p.participant_id: self._score_sum(round_, p, eps, dlt, lo, hi, purpose)
                     for p in parts}
@@ -804,9 +825,10 @@ class Coordinator:
         return ParticipantScore(p.participant_id, "sum", value, eps, dlt, _RELATION, sens, std,
                                 (lo, hi), None, entry_id)
 
-    def _score_robust(self, round_: FederatedRound, p: Participant, method: str, eps: float,
-                      dlt: float, lo: float, hi: float, trim: float, frac: float,
-                      robust_dataset: str | None, purpose: str | None) -> ParticipantScore:
+    @staticmethod
+    def _robust_kwargs(p: Participant, method: str, eps: float, dlt: float, lo: float,
+                       hi: float, trim: float, frac: float) -> tuple[dict, float, Any]:
+        """PTR parameters of one participant's robust score: (ptr kwargs, β, calibration)."""
         from accountants.ptr import calibrate_ptr
 
         n = p.n_records
@@ -817,57 +839,23 @@ class Coordinator:
         gs_fail = width / n
         cal = calibrate_ptr(eps, dlt, 1, proposed_bound=beta, global_sensitivity_pass=gs_pass,
                             global_sensitivity_fail=gs_fail)
+        kwargs = {"bounds": (lo, hi), "proposed_bound": beta, "test_scale": cal.test_scale,
+                  "delta0": cal.delta0, "sigma_pass": cal.sigma_pass, "fallback": "mean",
+                  "sigma_fail": cal.sigma_fail, "trim": t}
+        return kwargs, beta, cal
+
+    def _score_robust(self, round_: FederatedRound, p: Participant, method: str, eps: float,
+                      dlt: float, lo: float, hi: float, trim: float, frac: float,
+                      robust_dataset: str | None, purpose: str | None) -> ParticipantScore:
+        kwargs, beta, cal = self._robust_kwargs(p, method, eps, dlt, lo, hi, trim, frac)
         release = p._release_robust(
-            round_.round_id, statistic=method, bounds=(lo, hi), proposed_bound=beta,
-            test_scale=cal.test_scale, delta0=cal.delta0, sigma_pass=cal.sigma_pass,
-            fallback="mean", sigma_fail=cal.sigma_fail, trim=t,
+            round_.round_id, statistic=method, **kwargs,
             ledger=self.ledger, dataset=robust_dataset if self.ledger is not None else None,
             purpose=purpose)
         value = None if release.value is None else float(np.asarray(release.value).reshape(-1)[0])
         return ParticipantScore(p.participant_id, method, value, eps, dlt, "replace_one", beta,
                                 cal.sigma_pass, (lo, hi), bool(release.passed),
                                 release.ledger_entry)
-
-
-def _refuse_if_over(ledger: Any, dataset: str, event: Any) -> None:
-    """Dry run of :meth:`Ledger.charge`'s cap check for an unscoped charge of ``event``.
-
-    Same accountant, δ, neighbouring relation and parallel composition by scope as the
-    ledger (every scope part sees every unscoped charge); writes nothing. Raises
-    :class:`~accountants.ledger.BudgetExceededError` when the charge would not fit, so a
-    round with two charges is refused before either is committed (only a concurrent charge
-    by another process between this check and the charge can still refuse the second).
-    """
-    import json
-
-    from accountants.accountant import make_accountant, parse_neighboring_relation
-    from accountants.ledger import BudgetExceededError
-
-    budget = ledger.budget(dataset)
-    history = ledger.history(dataset)
-    relation = parse_neighboring_relation(history[0].neighboring_relation if history
-                                          else _RELATION)
-
-    def eps(events: list) -> float:
-        if not events:
-            return 0.0
-        acc = make_accountant(budget.accountant, neighboring_relation=relation)
-        for e in events:
-            acc.compose(e)
-        return float(acc.get_epsilon(budget.delta))
-
-    base = [h.event for h in history if h.scope is None]
-    parts: dict[str, list] = {}
-    for h in history:
-        if h.scope is not None:
-            parts.setdefault(json.dumps(h.scope), []).append(h.event)
-    spent = max([eps(base)] + [eps(base + p) for p in parts.values()])
-    total = max([eps(base + [event])] + [eps(base + [event] + p) for p in parts.values()])
-    if total > budget.epsilon:
-        raise BudgetExceededError(dataset, spent=spent, asked=eps([event]), total=total,
-                                  remaining=max(budget.epsilon - spent, 0.0),
-                                  cap=budget.epsilon, delta=budget.delta,
-                                  accountant=budget.accountant)
 
 
 @functools.lru_cache(maxsize=64)

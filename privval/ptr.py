@@ -424,6 +424,61 @@ def _charged_run(plan: _Plan, source: NoiseSource, ledger: Any, dataset: Any, pu
     return release
 
 
+def _refuse_if_over(ledger: Any, dataset: str, event: Any, *, relation: str,
+                    scope: Any = None) -> None:
+    """Dry run of :meth:`accountants.ledger.Ledger.charge`'s cap check; writes nothing.
+
+    Used before a batch of charges (one per group or participant, or two per round) so that
+    a charge that will be refused refuses the whole batch before any charge is committed
+    (each charge is committed on entering, and a refused later one would leave earlier ones
+    spent with nothing returned). Same accountant, δ and neighbouring relation as the
+    ledger, with its parallel composition: a scope's part sees every unscoped charge plus
+    its own. Only the part the new charge touches is checked (other parts are unchanged); a
+    concurrent charge by another process can still make the real charge refuse.
+
+    Raises
+    ------
+    accountants.ledger.BudgetExceededError
+        If the charge would exceed the dataset's cap.
+    """
+    import json
+
+    from accountants.accountant import make_accountant, parse_neighboring_relation
+    from accountants.ledger import BudgetExceededError
+
+    budget = ledger.budget(dataset)
+    history = ledger.history(dataset)
+    rel = parse_neighboring_relation(history[0].neighboring_relation if history else relation)
+
+    def eps(events: list) -> float:
+        if not events:
+            return 0.0
+        acc = make_accountant(budget.accountant, neighboring_relation=rel)
+        for e in events:
+            acc.compose(e)
+        return float(acc.get_epsilon(budget.delta))
+
+    key = None if scope is None else json.dumps(scope)
+    base = [h.event for h in history if h.scope is None]
+    parts: dict[str, list] = {}
+    for h in history:
+        if h.scope is not None:
+            parts.setdefault(json.dumps(h.scope), []).append(h.event)
+    if key is None:
+        before = [base] + [base + p for p in parts.values()]
+        after = [base + [event]] + [base + [event] + p for p in parts.values()]
+    else:
+        before = [base + parts.get(key, [])]
+        after = [base + parts.get(key, []) + [event]]
+    total = max(eps(x) for x in after)
+    if total > budget.epsilon:
+        spent = max(eps(x) for x in before)
+        raise BudgetExceededError(dataset, spent=spent, asked=eps([event]), total=total,
+                                  remaining=max(budget.epsilon - spent, 0.0),
+                                  cap=budget.epsilon, delta=budget.delta,
+                                  accountant=budget.accountant)
+
+
 def _check_ledger(ledger: Any, dataset: Any, purpose: Any, func: str) -> None:
     if ledger is None:
         return
@@ -606,7 +661,8 @@ ledger, dataset, purpose
     ValueError, TypeError
         On invalid parameters (nothing is charged).
     accountants.ledger.BudgetExceededError
-        If a group's charge would exceed the budget (earlier groups stay charged and released).
+        If a group's charge would exceed the budget: checked for every group before any is
+        charged, so nothing is spent (barring a concurrent charge by another process).
 
     Example
     -------
@@ -639,6 +695,12 @@ ledger, dataset, purpose
                          proposed_bound=proposed_bound, test_scale=test_scale, delta0=delta0,
                          sigma_pass=sigma_pass, fallback=fallback, sigma_fail=sigma_fail,
                          func=func)
+    if ledger is not None and len(ids) > 1:
+        # Refuse the whole summary before any group is charged (module helper's docstring).
+        for g in ids:
+            key = g.item() if hasattr(g, "item") else g
+            _refuse_if_over(ledger, dataset, plans[g].event, relation=NEIGHBORING_RELATION,
+                            scope=_scope(key))
     source = make_noise_source(rng)
     releases = {}
     for g in ids:

@@ -256,6 +256,42 @@ def test_round_is_marked_seeded_when_a_participants_subsample_is_seeded(setup, t
     assert Coordinator(xv, yv, rng=None, **kw).run_round(secure).seeded is False
 
 
+@pytest.mark.parametrize("method", ["sum", "median"])
+def test_scores_refused_for_one_participant_spend_nothing_for_the_others(setup, tmp_path, method):
+    """score_participants charges one scope per participant; a refusal for a later one must
+    come before any earlier one is charged (their scores would be spent, never returned).
+    Oracle: a fresh RDP accountant composing the ledger's own recorded events fixes a cap
+    that holds one more score in a fresh scope but not in a scope that already has one."""
+    from accountants.accountant import make_accountant
+    from accountants.ledger import BudgetExceededError
+
+    xs, ys, xv, yv = setup
+    ds = "rec" if method == "sum" else "rob"
+    ledger = _ledger(tmp_path, "rec", "rob", epsilon=1e6)
+    coord = Coordinator(xv, yv, tau=TAU, epsilon=1.0, delta=1e-5, ledger=ledger, dataset="rec",
+                        accountant="rdp", rng=0)
+    parts = _participants(xs, ys)
+    rnd = coord.run_round(parts)
+    kw = {"epsilon": 1.0, "delta": 1e-5, "method": method, "robust_dataset": "rob"}
+    coord.score_participants(rnd, [parts[1]], **kw)  # scope p1 holds one score
+    events = [h.event for h in ledger.history(ds)]
+
+    def eps(evs):
+        acc = make_accountant("rdp")
+        for e in evs:
+            acc.compose(e)
+        return acc.get_epsilon(1e-4)
+
+    fits, not_fits = eps(events), eps(events + [events[-1]])  # p0 fresh, p1 again
+    assert fits < not_fits
+    ledger.set_budget(ds, epsilon=0.5 * (fits + not_fits), delta=1e-4, accountant="rdp")
+    before = len(ledger.history(ds))
+    with pytest.raises(BudgetExceededError):
+        coord.score_participants(rnd, [parts[0], parts[1]], **kw)
+    assert len(ledger.history(ds)) == before  # p0 was not charged
+    assert coord.score_participants(rnd, [parts[0]], **kw)["p0"].ledger_entry is not None
+
+
 def test_robust_scores_go_to_a_replace_one_dataset(setup, tmp_path):
     xs, ys, xv, yv = setup
     ledger = _ledger(tmp_path, "fed", "fed-robust")

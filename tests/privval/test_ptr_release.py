@@ -305,6 +305,32 @@ def test_value_summary_charges_each_group_in_its_own_scope(tmp_path):
         ptr_epsilon(single.releases[7].event, 1e-6), rel=1e-3)
 
 
+def test_value_summary_refused_for_one_group_spends_nothing_for_the_others(tmp_path):
+    """A summary whose last group does not fit must be refused before any group is charged
+    (the earlier groups' releases would be spent and never returned). Oracle: the one-event
+    ε from accountants.ptr.ptr_epsilon fixes a cap that holds one charge per scope but not
+    two; the ledger's history is the witness."""
+    from accountants.ptr import ptr_epsilon
+
+    kw = {"bounds": (-1, 1), "proposed_bound": 0.01, "test_scale": 1.0, "delta0": 1e-6,
+          "sigma_pass": 0.02, "sigma_fail": 0.01}
+    values = np.random.default_rng(4).normal(0.1, 0.05, 1600)
+    groups = np.repeat(["a", "b"], 800)
+    one = private_value_summary(values[800:], groups[800:], rng=0, **kw).releases["b"].event
+    eps_one = ptr_epsilon(one, 1e-6)
+    ledger_mod, ledger = _ledger(tmp_path, epsilon=1.5 * eps_one)
+    private_value_summary(values[800:], groups[800:], rng=1, ledger=ledger, dataset="values",
+                          **kw)  # scope "b" now holds one charge
+    assert len(ledger.history("values")) == 1
+    with pytest.raises(ledger_mod.BudgetExceededError):
+        private_value_summary(values, groups, rng=2, ledger=ledger, dataset="values", **kw)
+    assert [h.scope for h in ledger.history("values")] == ["b"]  # "a" was not charged
+    # "a" alone still fits: the refusal above spent nothing
+    alone = private_value_summary(values[:800], groups[:800], rng=3, ledger=ledger,
+                                  dataset="values", **kw)
+    assert alone.releases["a"].ledger_entry is not None
+
+
 def test_value_summary_with_string_groups_and_median():
     values = np.r_[np.full(51, 0.1), np.full(51, 0.4)]
     groups = np.array(["s1"] * 51 + ["s2"] * 51)
