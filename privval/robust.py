@@ -945,7 +945,10 @@ class DPSGD(_PoissonTrainer):
 
     def _add_noise(self) -> None:
         """Opacus' DPOptimizer.add_noise with N(0, (s·C)²) noise from the NoiseSource."""
-        from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+        from opacus.optimizers.optimizer import (
+            _check_processed_flag,
+            _mark_as_processed,
+        )
 
         torch, std = self._torch, self.noise_multiplier * self.clip_norm
         for p in self._optimizer.params:
