@@ -505,8 +505,13 @@ class _PoissonTrainer:
             )
 
     def _poisson_batch(self) -> np.ndarray:
-        uniform = (self._source.words(self._n_total) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-        return np.flatnonzero(uniform < self.sampling_rate)
+        # Keep a row iff its 53-bit uniform k satisfies k < floor(q·2**53): the realised rate
+        # floor(q·2**53)/2**53 is ≤ q (comparing k/2**53 < q kept ceil(q·2**53) values, a rate
+        # just above the accounted q). A lower rate is at least as private.
+        from fractions import Fraction
+
+        bound = np.uint64(math.floor(Fraction(self.sampling_rate) * 2**53))
+        return np.flatnonzero((self._source.words(self._n_total) >> np.uint64(11)) < bound)
 
     def _per_example_grads(self, idx: np.ndarray) -> np.ndarray:
         """(n, d) float64 per-example gradients, clipped to ℓ2 norm C."""

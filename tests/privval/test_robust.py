@@ -197,6 +197,38 @@ def test_envelope_bounds_removal_changes_on_sparse_batches(rng):
                 assert worst <= beta * (1 + 1e-12)
 
 
+def test_poisson_batch_rate_never_exceeds_the_accounted_rate():
+    """Accounting uses q; the realised inclusion probability must be ≤ q (a higher one is
+    less private). The batch draws 53-bit uniforms k/2**53, so exactly the words k below the
+    acceptance bound are kept. Oracle: the exact rational q·2**53 (fractions.Fraction); the
+    largest kept k must satisfy k + 1 ≤ q·2**53, i.e. (#kept)/2**53 ≤ q."""
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from privval.robust import _PoissonTrainer
+
+    for q in (1 / 3, 0.1, 0.7, 2**-10, 1 - 2**-40):
+        limit = Fraction(q) * 2**53  # realised rate = (#accepted k) / 2**53
+        first_rejected = math.floor(limit)  # keeping it would give rate (floor + 1)/2**53 > q
+        if first_rejected == limit:
+            continue  # q·2**53 integral: no rounding question
+        ks = np.array([first_rejected - 1, first_rejected, first_rejected + 1], dtype=np.uint64)
+
+        class _Words:
+            seeded = True
+
+            def __init__(self, values):
+                self.values = values
+
+            def words(self, size):
+                assert size == self.values.size
+                return self.values << np.uint64(11)
+
+        stub = SimpleNamespace(_source=_Words(ks), _n_total=ks.size, sampling_rate=q)
+        kept = _PoissonTrainer._poisson_batch(stub)
+        assert kept.tolist() == [0], q
+
+
 def test_beta_at_global_sensitivity_never_fails_the_test(rng):
     x = _ball(rng, 10, 3, 1.0)
     gs = trimmed_sum_global_sensitivity(1.0, 2, 10)
