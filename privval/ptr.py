@@ -481,6 +481,9 @@ def _refuse_if_over(ledger: Any, dataset: str, event: Any, *, relation: str,
 
 def _check_ledger(ledger: Any, dataset: Any, purpose: Any, func: str) -> None:
     if ledger is None:
+        if dataset is not None:  # the caller expects a charge that would never happen
+            fail("dataset", func, "None when no ledger is given (nothing would be charged)",
+                 dataset)
         return
     if not callable(getattr(ledger, "charge", None)):
         fail("ledger", func, "an accountants.ledger.Ledger or None", ledger, error=TypeError)

@@ -728,6 +728,9 @@ class PTRSGD(_PoissonTrainer):
             if not isinstance(dataset, str) or not dataset:
                 fail("dataset", func, "the ledger's dataset name (a non-empty str) with a ledger",
                      dataset, error=TypeError if dataset is not None else ValueError)
+        elif dataset is not None:  # the caller expects charges that would never happen
+            fail("dataset", func, "None when no ledger is given (nothing would be charged)",
+                 dataset)
         if purpose is not None and not isinstance(purpose, str):
             fail("purpose", func, "a str or None", purpose, error=TypeError)
         self._orders = RdpAccountant(orders=orders).orders  # validates the orders

@@ -368,6 +368,7 @@ GOOD = {"bounds": (0, 1), "proposed_bound": 0.1, "test_scale": 1.0, "delta0": 1e
         ({"trim": True}, "trim"),
         ({"ledger": object()}, "ledger"),
         ({"ledger_no_dataset": True}, "dataset"),
+        ({"dataset": "values"}, "dataset"),  # a dataset without a ledger would charge nothing
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_charged(change, match, tmp_path):
@@ -391,3 +392,5 @@ def test_value_summary_bad_input():
         private_value_summary([[0.1], [0.2]], [1, 2], **GOOD)
     with pytest.raises(TypeError, match="groups"):
         private_value_summary([0.1, 0.2], [1.5, 2.5], **GOOD)
+    with pytest.raises(ValueError, match="'dataset' parameter of private_value_summary"):
+        private_value_summary([0.1, 0.2], [1, 2], dataset="values", **GOOD)

@@ -504,6 +504,7 @@ def test_dp_sgd_noise_comes_from_the_noise_source(torch_mod, monkeypatch):
         ({"delta0": 0.7}, "delta0", ValueError),
         ({"trim": 0.5}, "trim", ValueError),
         ({"expected_batch_size": 41}, "expected_batch_size", ValueError),
+        ({"dataset": "train"}, "dataset", ValueError),  # no ledger: nothing would be charged
         ({"lr": 0}, "lr", ValueError),
         ({"clip_norm": -1.0}, "clip_norm", ValueError),
         ({"ledger": object(), "dataset": "d"}, "ledger", TypeError),
