@@ -180,6 +180,11 @@ def run_private_demo(
     budget_epsilon = round(1.05 * sum(epsilons), 6)
     budget_delta = 2.0 * delta * len(epsilons)
 
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        # One stream for all releases: re-seeding each release with the same integer would
+        # give them identical or correlated noise, which the ledger composes as independent.
+        rng = np.random.default_rng(rng)
+
     def release(eps: float, purpose: str) -> Any:
         return dp_tknn_shapley(
             data.x_train, data.y_train, data.x_val, data.y_val, tau=data.tau, epsilon=eps,
