@@ -20,17 +20,36 @@ import io
 import json
 import logging
 import math
+import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from accountants.accountant import make_accountant
+from accountants.events import (
+    ComposedDpEvent,
+    DpEvent,
+    NonPrivateDpEvent,
+    NoOpDpEvent,
+    PoissonSampledDpEvent,
+    SelfComposedDpEvent,
+)
 from accountants.ledger import ChargeRecord, Ledger, library_version
+from accountants.monte_carlo import (
+    MonteCarloAccountant,
+    MonteCarloEstimate,
+    effective_sample_size,
+    epsilon_from_losses,
+)
 
-__all__ = ["ACCOUNTANT_MEANINGS", "REPORT_FORMAT", "render_report", "report_data", "report_schema"]
+__all__ = [
+    "ACCOUNTANT_MEANINGS", "DEFAULT_ACCOUNTANTS", "MC_SAMPLES", "MC_SAMPLE_BUDGET", "REPORT_FORMAT",
+    "render_report", "report_data", "report_schema",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +84,16 @@ _CERTIFICATE_MEANING = (
 _FORMATS = ("html", "json", "markdown")
 _MIN_EFFECTIVE_SAMPLES = 30.0
 """Below this many effective samples a Monte Carlo estimate and its standard error are unreliable."""
+
+DEFAULT_ACCOUNTANTS: tuple[str, ...] = ("rdp", "pld", "mc")
+"""Accountants a report shows when the caller names none (the Monte Carlo one within budget)."""
+
+MC_SAMPLES = 100_000
+"""Default number of sampled privacy-loss sums per direction behind the report's Monte Carlo column."""
+
+MC_SAMPLE_BUDGET = 20_000_000
+"""Default cap on the privacy losses (composed steps × samples) the Monte Carlo column may draw
+when the caller did not ask for it by name: about a second of sampling on one CPU core."""
 
 
 def report_schema() -> dict[str, Any]:
@@ -113,9 +142,12 @@ def _certificate_summary(cert: dict[str, Any] | None) -> dict[str, Any] | None:
     return summary
 
 
-def _accounting(ledger: Ledger, dataset: str, names: Sequence[str], relation: str | None) -> list[dict[str, Any]]:
+def _accounting(
+    ledger: Ledger, dataset: str, names: Sequence[str], history: Sequence[ChargeRecord], mc: _MonteCarloPlan
+) -> list[dict[str, Any]]:
     budget = ledger.budget(dataset)
     spent = ledger.spent(dataset)
+    relation = history[0].neighboring_relation if history else None
     rows = []
     ordered = [budget.accountant] + [n for n in names if n != budget.accountant]
     for name in ordered:
@@ -124,23 +156,19 @@ def _accounting(ledger: Ledger, dataset: str, names: Sequence[str], relation: st
             "accountant": name, "kind": kind, "meaning": meaning, "delta": budget.delta,
             "enforces_cap": name == budget.accountant, "available": True, "epsilon": None,
             "remaining": None, "error": None, "standard_error": None, "effective_sample_size": None,
-            "reliable": None,
+            "reliable": None, "n_samples": None, "composed_steps": None, "sample_budget": None,
+            "skipped": False, "note": None,
         }
-        built: list[Any] = []
+        if name == "mc" and name != budget.accountant:
+            _monte_carlo_row(row, ledger, dataset, history, relation, budget.delta, mc)
+            rows.append(row)
+            continue
 
-        def factory(name: str = name, built: list[Any] = built) -> Any:
-            accountant = make_accountant(name, neighboring_relation=relation or "add_or_remove_one")
-            built.append(accountant)
-            return accountant
+        def factory(name: str = name) -> Any:
+            return make_accountant(name, neighboring_relation=relation or "add_or_remove_one")
 
         try:
-            if name == budget.accountant:
-                epsilon = spent.epsilon
-            else:
-                replay = ledger.replay(dataset, factory)
-                epsilon = replay.epsilon
-                if kind == "estimate" and len(replay.per_scope) == 1 and hasattr(built[0], "estimate_epsilon"):
-                    _describe_estimate(row, built[0].estimate_epsilon(budget.delta))
+            epsilon = spent.epsilon if name == budget.accountant else ledger.replay(dataset, factory).epsilon
         except (ValueError, TypeError, ImportError) as err:
             row.update(available=False, error=f"{type(err).__name__}: {err}")
         else:
@@ -151,14 +179,115 @@ def _accounting(ledger: Ledger, dataset: str, names: Sequence[str], relation: st
     return rows
 
 
-def _describe_estimate(row: dict[str, Any], estimate: Any) -> None:
-    """Standard error and effective sample size of a Monte Carlo estimate (monte_carlo.py)."""
-    se = getattr(estimate, "standard_error", None)
-    ess = getattr(estimate, "effective_sample_size", None)
-    row["standard_error"] = None if se is None else _number(float(se))
+# --------------------------------------------------------------------------- Monte Carlo column
+@dataclass(frozen=True)
+class _MonteCarloPlan:
+    """How the report's Monte Carlo column samples: ``n_samples`` sums, at most ``budget`` losses
+    (``inf``: no limit); ``names`` are the report's accountants (quoted in the skip note)."""
+
+    n_samples: int
+    budget: float
+    names: tuple[str, ...]
+
+
+def _event_steps(event: DpEvent) -> int:
+    """Mechanism steps the Monte Carlo accountant samples for ``event`` (one per Poisson-sampled
+    batch, as accountants.monte_carlo plans it); an event it cannot plan counts as one step
+    (it fails before sampling anything)."""
+    if isinstance(event, (NoOpDpEvent, NonPrivateDpEvent)):
+        return 0
+    if isinstance(event, SelfComposedDpEvent):
+        count = event.count
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+            return 1
+        return int(count) * _event_steps(event.event)
+    if isinstance(event, ComposedDpEvent):
+        return sum(_event_steps(e) for e in event.events)
+    if isinstance(event, PoissonSampledDpEvent):
+        return min(_event_steps(event.event), 1)
+    return 1
+
+
+def _history_steps(history: Sequence[ChargeRecord]) -> int:
+    """Steps a replay samples, counted from the stored events before any sampling: a charge in no
+    part is composed into every disjoint part as well (an upper bound when parts appear later)."""
+    parts = len({json.dumps(r.scope) for r in history if r.scope is not None})
+    return sum(_event_steps(r.event) * (1 + parts if r.scope is None else 1) for r in history)
+
+
+def _quiet_monte_carlo(n_samples: int, relation: str, sink: Callable[[MonteCarloEstimate], None]) -> Any:
+    """A Monte Carlo accountant whose ε queries log nothing and hand their estimate to ``sink``.
+
+    The report puts the effective sample size and the reliability into its row instead of
+    logging a warning per query. ``sink`` is a plain function, so the ledger's copies of the
+    accountant (one per disjoint part) report to the same place.
+    """
+
+    class _ReportMonteCarlo(MonteCarloAccountant):
+        def _epsilon(self, delta: float) -> float:
+            if delta == 0.0:
+                return math.inf
+            if delta >= 1.0:
+                return 0.0
+            estimates = []
+            for direction in ("remove", "add"):  # the worse direction, as MonteCarloAccountant does
+                losses, logw = self.loss_samples(direction)
+                value, se = epsilon_from_losses(losses, delta, logw)
+                ess = effective_sample_size(losses, value, logw)
+                estimates.append(MonteCarloEstimate(value, se, self.n_samples, direction, ess))
+            best = max(estimates, key=lambda e: e.value)
+            sink(best)
+            return best.value
+
+    return _ReportMonteCarlo(n_samples, neighboring_relation=relation)
+
+
+def _monte_carlo_row(
+    row: dict[str, Any], ledger: Ledger, dataset: str, history: Sequence[ChargeRecord], relation: str | None,
+    delta: float, mc: _MonteCarloPlan,
+) -> None:
+    """Fill the Monte Carlo row: skipped with the reason when over budget, else the estimate, its
+    standard error, effective sample size and, when unreliable, why (no warnings logged)."""
+    steps = _history_steps(history)
+    cost = steps * mc.n_samples
+    row.update(composed_steps=steps, n_samples=mc.n_samples,
+               sample_budget=None if math.isinf(mc.budget) else (
+                   int(mc.budget) if mc.budget.is_integer() else mc.budget))
+    if cost > mc.budget:
+        forced = tuple(mc.names) if "mc" in mc.names else (*mc.names, "mc")
+        flags = " ".join(f"--compare {n}" for n in forced)
+        row.update(available=False, skipped=True, n_samples=None, note=(
+            f"Not computed: the history composes {steps} mechanism steps, so {mc.n_samples} samples "
+            f"would draw {cost:.3g} privacy losses, over the report's Monte Carlo budget of "
+            f"{mc.budget:.3g} (about a second of sampling). The bounds above do not depend on it. "
+            f"Name 'mc' to compute it anyway: render_report(..., accountants={forced!r}) or "
+            f"`privval report {flags}` (or lower mc_samples / raise mc_budget)."))
+        logger.debug("Monte Carlo column of %r skipped: %d steps x %d samples > budget %g.",
+                     dataset, steps, mc.n_samples, mc.budget)
+        return
+    estimates: list[MonteCarloEstimate] = []
+    try:
+        epsilon = ledger.replay(
+            dataset, lambda: _quiet_monte_carlo(mc.n_samples, relation or "add_or_remove_one", estimates.append)
+        ).epsilon
+    except (ValueError, TypeError, ImportError) as err:
+        row.update(available=False, error=f"{type(err).__name__}: {err}", n_samples=None)
+        return
+    row["epsilon"] = _number(epsilon)
+    if not estimates:  # nothing composed (ε = 0) or a non-private history (ε = inf): exact
+        return
+    worst = max(estimates, key=lambda e: e.value)
+    row["standard_error"] = _number(float(worst.standard_error))
+    ess = worst.effective_sample_size
     if ess is not None and math.isfinite(ess):
         row["effective_sample_size"] = float(ess)
         row["reliable"] = bool(ess >= _MIN_EFFECTIVE_SAMPLES)
+        if not row["reliable"]:
+            row["note"] = (
+                f"Unreliable: only {ess:.1f} effective samples (fewer than {_MIN_EFFECTIVE_SAMPLES:.0f}) carry "
+                f"this estimate at δ={delta:.3g}, so the estimate and its standard error are unreliable. "
+                f"Plain Monte Carlo with about 30/δ = {math.ceil(30 / delta)} samples or more avoids this "
+                f"(mc_samples; {mc.n_samples} here). The bounds above do not depend on it.")
 
 
 def _parts(ledger: Ledger, dataset: str, accountant: str) -> list[dict[str, Any]]:
@@ -207,7 +336,12 @@ def _release(index: int, record: ChargeRecord, previous: float | None) -> dict[s
 
 
 def report_data(
-    ledger: Ledger, dataset: str | None = None, *, accountants: Sequence[str] = ("rdp", "pld", "mc")
+    ledger: Ledger,
+    dataset: str | None = None,
+    *,
+    accountants: Sequence[str] | None = None,
+    mc_samples: int = MC_SAMPLES,
+    mc_budget: float | None = None,
 ) -> dict[str, Any]:
     """The report as plain JSON-compatible data (what format "json" serialises).
 
@@ -217,9 +351,19 @@ def report_data(
         Open ledger.
     dataset : str, optional
         Only this dataset; default all.
-    accountants : sequence of str, default ("rdp", "pld", "mc")
+    accountants : sequence of str, optional
         Accountants whose spent ε is shown next to the dataset's own (each replays the whole
-        history; one that cannot is listed as unavailable with the reason).
+        history; one that cannot is listed as unavailable with the reason). Default
+        :data:`DEFAULT_ACCOUNTANTS` ("rdp", "pld", "mc"), with the Monte Carlo estimate computed
+        only within ``mc_budget``.
+    mc_samples : int, default MC_SAMPLES (100 000)
+        Sampled privacy-loss sums per direction behind the Monte Carlo estimate, in [2, inf).
+    mc_budget : float, optional
+        Most privacy losses (composed mechanism steps × ``mc_samples``, counted from the stored
+        events before sampling) the Monte Carlo column may draw; over it the column says "not
+        computed" and why. Default :data:`MC_SAMPLE_BUDGET` (about a second) when ``accountants``
+        is left out, no limit when the caller names "mc" in ``accountants``; ``math.inf`` is no
+        limit.
 
     Returns
     -------
@@ -229,14 +373,28 @@ def report_data(
     Raises
     ------
     TypeError, ValueError
-        On a wrong ledger type or an unknown dataset.
+        On a wrong ledger type, an unknown dataset, or invalid ``mc_samples``/``mc_budget``.
     """
     if not isinstance(ledger, Ledger):
         raise TypeError(f"The 'ledger' parameter of render_report must be a Ledger. Got {type(ledger)} instead.")
+    forced = accountants is not None
+    if accountants is None:
+        accountants = DEFAULT_ACCOUNTANTS
     if isinstance(accountants, str) or not all(isinstance(a, str) for a in accountants):
         raise TypeError(
             f"The 'accountants' parameter of render_report must be a sequence of names. Got {accountants!r} instead."
         )
+    if isinstance(mc_samples, bool) or not isinstance(mc_samples, numbers.Integral) or mc_samples < 2:
+        raise ValueError(
+            f"The 'mc_samples' parameter of render_report must be an int in [2, inf). Got {mc_samples!r} instead."
+        )
+    if mc_budget is None:
+        mc_budget = math.inf if forced else float(MC_SAMPLE_BUDGET)
+    elif isinstance(mc_budget, bool) or not isinstance(mc_budget, numbers.Real) or not mc_budget > 0:
+        raise ValueError(
+            f"The 'mc_budget' parameter of render_report must be a float in (0, inf]. Got {mc_budget!r} instead."
+        )
+    mc = _MonteCarloPlan(int(mc_samples), float(mc_budget), tuple(accountants))
     names = ledger.datasets() if dataset is None else [dataset]
     verification = ledger.verify()
     datasets = []
@@ -255,8 +413,7 @@ def report_data(
             "neighboring_relation": history[0].neighboring_relation if history else None,
             "charges": len(history),
             "unreleased_charges": sum(not r.released for r in history),
-            "accounting": _accounting(ledger, name, accountants,
-                                      history[0].neighboring_relation if history else None),
+            "accounting": _accounting(ledger, name, accountants, history, mc),
             "parts": _parts(ledger, name, budget.accountant) if any(r.scope is not None for r in history) else [],
             "releases": releases,
         })
@@ -281,7 +438,9 @@ def render_report(
     format: str = "html",
     path: str | os.PathLike[str] | None = None,
     *,
-    accountants: Sequence[str] = ("rdp", "pld", "mc"),
+    accountants: Sequence[str] | None = None,
+    mc_samples: int = MC_SAMPLES,
+    mc_budget: float | None = None,
 ) -> str:
     """Render a compliance report of a ledger.
 
@@ -296,8 +455,13 @@ def render_report(
         ``accountants/schemas/report.schema.json``.
     path : str or os.PathLike, optional
         Also write the report there (UTF-8).
-    accountants : sequence of str, default ("rdp", "pld", "mc")
-        Accountants shown side by side with the dataset's own.
+    accountants : sequence of str, optional
+        Accountants shown side by side with the dataset's own; default ("rdp", "pld", "mc"),
+        the Monte Carlo estimate only within ``mc_budget`` (see :func:`report_data`).
+    mc_samples : int, default MC_SAMPLES (100 000)
+        Samples per direction behind the Monte Carlo estimate (shown with its standard error).
+    mc_budget : float, optional
+        Most privacy losses the Monte Carlo column may draw (see :func:`report_data`).
 
     Returns
     -------
@@ -322,7 +486,7 @@ def render_report(
     """
     if format not in _FORMATS:
         raise ValueError(f"The 'format' parameter of render_report must be one of {_FORMATS}. Got {format!r} instead.")
-    data = report_data(ledger, dataset, accountants=accountants)
+    data = report_data(ledger, dataset, accountants=accountants, mc_samples=mc_samples, mc_budget=mc_budget)
     if format == "json":
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     elif format == "markdown":
@@ -373,14 +537,23 @@ def _release_cells(r: dict[str, Any]) -> list[str]:
 
 
 def _spent_text(a: dict[str, Any]) -> str:
+    if a.get("skipped"):
+        return "not computed (see the note below the table)"
     if not a["available"]:
         return f"unavailable ({a['error']})"
     text = _fmt(a["epsilon"])
     if a["standard_error"] is not None:
-        text += f" ± {_fmt(a['standard_error'], 2)}"
+        text += f" ± {_fmt(a['standard_error'], 2)} (standard error)"
+    if a["kind"] == "estimate" and a.get("n_samples") is not None:
+        text += f", estimated from {a['n_samples']} samples"
     if a["reliable"] is False:
         text += f" (unreliable: {a['effective_sample_size']:.1f} effective samples)"
     return text
+
+
+def _notes(ds: dict[str, Any]) -> list[str]:
+    """Why a row is missing or unreliable, one line per accountant that has something to say."""
+    return [f"{a['accountant']}: {a['note']}" for a in ds["accounting"] if a.get("note")]
 
 
 def _verification_text(v: dict[str, Any]) -> str:
@@ -410,6 +583,9 @@ def _markdown(data: dict[str, Any]) -> str:
             spent = esc(_spent_text(a))
             name = a["accountant"] + (" (enforces the cap)" if a["enforces_cap"] else "")
             out.append(f"| {name} | {a['kind']} | {spent} | {_fmt(a['remaining'])} | {_fmt(a['delta'])} | {esc(a['meaning'])} |")
+        notes = _notes(ds)
+        if notes:
+            out += [""] + [f"- {esc(n)}" for n in notes]
         parts = _parts_text(ds)
         if parts is not None:
             out += ["", parts]
@@ -497,6 +673,7 @@ def _html(data: dict[str, Any]) -> str:
                 f"<td>{e(_fmt(a['remaining']))}</td><td>{e(_fmt(a['delta']))}</td><td>{e(a['meaning'])}</td></tr>"
             )
         parts.append("</table>")
+        parts.extend(f'<p class="note">{e(n)}</p>' for n in _notes(ds))
         if _parts_text(ds) is not None:
             parts.append(f"<p>{e(_parts_text(ds))}</p>")
         parts.append(f'<p class="note">{e(data["certificate_meaning"])}</p>')

@@ -573,7 +573,9 @@ _REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".json": "json", ".md": "ma
 @click.option("--dataset", default=None, help="Only this dataset (default: every dataset).")
 @click.option("--compare", multiple=True, type=click.Choice(["rdp", "pld", "mc"]),
               help="Accountants shown side by side (repeatable; default rdp, pld and the Monte "
-                   "Carlo estimate mc).")
+                   "Carlo estimate mc, which the report marks 'not computed' with the reason when "
+                   "the history would take more than about a second to sample; naming mc here "
+                   "computes it whatever the cost).")
 @_ledger_option
 @_output_options
 def report(fmt: str | None, out_path: str | None, dataset: str | None, compare: tuple[str, ...],

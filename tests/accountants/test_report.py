@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import math
 import re
 import sqlite3
 
 import jsonschema
 import pytest
 
-from accountants.events import GaussianDpEvent, PoissonSampledDpEvent
+from accountants.events import (
+    DiscreteGaussianDpEvent,
+    GaussianDpEvent,
+    PoissonSampledDpEvent,
+    SelfComposedDpEvent,
+)
 from accountants.ledger import Ledger
-from accountants.report import render_report, report_data, report_schema
+from accountants.report import (
+    MC_SAMPLE_BUDGET,
+    MC_SAMPLES,
+    render_report,
+    report_data,
+    report_schema,
+)
 
 CERT = {"n_samples": 4000, "tau": 2.0, "p": 1e-7, "accepted": True, "epsilon": 0.9,
         "guarantee_epsilon": 0.9, "guarantee_delta": 3e-6}
@@ -177,3 +190,91 @@ def test_dataset_without_charges_and_empty_ledger(tmp_path):
     assert [a["epsilon"] for a in ds["accounting"]] == [0.0, 0.0]
     text = render_report(ledger, format="html", accountants=("rdp",))
     assert "No charges yet." in text and "data:image/png" not in text
+
+
+# --------------------------------------------------------------------------- Monte Carlo column
+def _long_ledger(tmp_path):
+    """Four DP-TKNN-like releases of 539 Poisson-sampled discrete-Gaussian steps each (2156 steps)."""
+    ledger = Ledger(tmp_path / "long.db", record=("rdp",))
+    ledger.set_budget("long", epsilon=50.0, delta=1e-5, accountant="rdp")
+    for sigma in (75.0, 16.0, 9.0, 40.0):
+        event = SelfComposedDpEvent(PoissonSampledDpEvent(0.1, DiscreteGaussianDpEvent(sigma, 1)), 539)
+        with ledger.charge("long", event, sensitivity=1.0, sampling={"type": "poisson", "rate": 0.1},
+                           seeded=False):
+            pass
+    return ledger
+
+
+def _no_warnings(caplog, recwarn):
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert len(recwarn) == 0, [str(w.message) for w in recwarn]
+
+
+def test_monte_carlo_skipped_with_reason_for_a_long_history(tmp_path, caplog, recwarn):
+    caplog.set_level(logging.DEBUG)
+    ledger = _long_ledger(tmp_path)
+    data = report_data(ledger)  # default accountants: the Monte Carlo column is budgeted
+    jsonschema.validate(data, report_schema())
+    by_name = {a["accountant"]: a for a in data["datasets"][0]["accounting"]}
+    mc = by_name["mc"]
+    assert mc["skipped"] is True and mc["available"] is False and mc["epsilon"] is None
+    assert mc["error"] is None and mc["kind"] == "estimate" and "not a bound" in mc["meaning"]
+    assert mc["composed_steps"] == 4 * 539 and 4 * 539 * MC_SAMPLES > MC_SAMPLE_BUDGET
+    assert mc["sample_budget"] == MC_SAMPLE_BUDGET
+    assert mc["note"].startswith("Not computed") and "accountants=('rdp', 'pld', 'mc')" in mc["note"]
+    assert "--compare mc" in mc["note"]
+    # The bounds are still there and agree with the ledger's own replay.
+    assert by_name["rdp"]["epsilon"] == ledger.spent("long").epsilon
+    assert by_name["pld"]["epsilon"] == pytest.approx(ledger.replay("long", "pld").epsilon)
+    for fmt in ("markdown", "html"):
+        text = render_report(ledger, format=fmt)
+        assert "not computed" in text and "Not computed: the history composes 2156 mechanism steps" in text
+    _no_warnings(caplog, recwarn)
+    ledger.close()
+
+
+def test_monte_carlo_named_explicitly_is_computed_and_low_ess_goes_into_the_row(tmp_path, caplog, recwarn):
+    caplog.set_level(logging.DEBUG)
+    ledger = _long_ledger(tmp_path)
+    # 2000 samples at δ = 1e-5: m·δ = 0.02, so the estimate rests on the few largest samples.
+    data = report_data(ledger, accountants=("rdp", "mc"), mc_samples=2000)
+    jsonschema.validate(data, report_schema())
+    (mc,) = [a for a in data["datasets"][0]["accounting"] if a["accountant"] == "mc"]
+    assert mc["skipped"] is False and mc["available"] is True and mc["sample_budget"] is None
+    assert mc["n_samples"] == 2000 and mc["composed_steps"] == 2156
+    assert mc["epsilon"] > 0 and mc["standard_error"] >= 0
+    assert mc["effective_sample_size"] < 30 and mc["reliable"] is False
+    assert mc["note"].startswith("Unreliable") and "30/δ = 3000000 samples" in mc["note"]
+    text = render_report(ledger, format="markdown", accountants=("rdp", "mc"), mc_samples=2000)
+    assert "estimated from 2000 samples (unreliable:" in text and "- mc: Unreliable" in text
+    # An explicit budget applies to an explicit request too.
+    limited = report_data(ledger, accountants=("rdp", "mc"), mc_samples=2000, mc_budget=1e6)
+    (mc,) = [a for a in limited["datasets"][0]["accounting"] if a["accountant"] == "mc"]
+    assert mc["skipped"] is True and mc["epsilon"] is None and mc["sample_budget"] == 1_000_000
+    _no_warnings(caplog, recwarn)
+    ledger.close()
+
+
+def test_monte_carlo_computed_by_default_for_a_short_history(ledger, caplog, recwarn):
+    caplog.set_level(logging.DEBUG)
+    data = report_data(ledger, "census")  # four charges of one step each
+    jsonschema.validate(data, report_schema())
+    by_name = {a["accountant"]: a for a in data["datasets"][0]["accounting"]}
+    mc = by_name["mc"]
+    assert mc["skipped"] is False and mc["available"], mc["error"]
+    assert mc["composed_steps"] == len(ledger.history("census")) == 4
+    assert mc["n_samples"] == MC_SAMPLES and mc["sample_budget"] == MC_SAMPLE_BUDGET
+    assert mc["standard_error"] >= 0 and 0 < mc["epsilon"] < 10 * by_name["rdp"]["epsilon"]
+    assert (mc["note"] is None) == mc["reliable"]
+    assert all(a["skipped"] is False and a["note"] is None for a in data["datasets"][0]["accounting"]
+               if a["kind"] == "bound")
+    _no_warnings(caplog, recwarn)
+
+
+def test_monte_carlo_parameters_are_validated(ledger):
+    for bad in (1, 2.5, True, "many"):
+        with pytest.raises(ValueError, match="mc_samples"):
+            report_data(ledger, mc_samples=bad)
+    for bad in (0, -1.0, math.nan, True, "big"):
+        with pytest.raises(ValueError, match="mc_budget"):
+            report_data(ledger, mc_budget=bad)
