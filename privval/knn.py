@@ -24,7 +24,10 @@ different values. ``a_i = 1[y_(i) = y_v]`` is the label match of the i-th neares
 Ordering is exact: distances come from a BLAS product (as in :mod:`privval.neighbors`), and any
 run of training points whose fast distances lie within the rounding bound of each other is
 re-ordered by their float64 reference distances, then by index. So the result does not depend on
-the block size, the BLAS library or the device.
+the block size, the BLAS library or the device. For float32 features the float32 bound can exceed
+the typical gap between distances (dense data, large norms); rows where many neighbours are
+near-tied are first re-sorted from a float64 product with its own, far smaller, bound, so that only
+pairs tied within that bound need the per-pair reference.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from privval._validation import (
     fail,
 )
 from privval.neighbors import (
+    _U64,
     _check_chunk_size,
     _Geometry,
     _prepare,
@@ -66,45 +70,105 @@ _ARRAYS_PER_DISTANCE = 8
 _SORT_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
+#: A row in which more than ``1 / _REFINE_FRACTION`` of the neighbours are near-tied in float32
+#: is re-sorted from a float64 product rather than pair by pair: one per-pair reference distance
+#: (gathered rows, casts) costs about as much as that refinement does for 20-30 positions of a row.
+_REFINE_FRACTION = 32
+
+
+def _radix_argsort(bits: np.ndarray) -> np.ndarray:
+    """Stable row-wise argsort of non-negative int32 keys, as two passes over 16-bit halves.
+
+    numpy sorts 16-bit integers by radix sort when ``kind="stable"``: the two passes (low half,
+    then high half) take about half the time of a comparison sort of the 32-bit keys. Equal keys
+    keep index order.
+    """
+    low = (bits & 0xFFFF).astype(np.uint16)
+    order = np.argsort(low, axis=1, kind="stable")
+    del low
+    high = np.take_along_axis((bits >> 16).astype(np.uint16), order, axis=1)
+    return np.take_along_axis(order, np.argsort(high, axis=1, kind="stable"), axis=1)
+
+
+def _sort_runs(order: np.ndarray, link: np.ndarray, key: Any) -> int:
+    """Sort each run of linked neighbours of ``order`` (in place) by ``(key, training index)``.
+
+    ``link[r, p]`` says that positions ``p`` and ``p + 1`` of row ``r`` are in one run;
+    ``key(rows, cols)`` gives the float64 sort key of the training indices ``cols`` for the rows
+    ``rows`` (positions in the block). Only the members of runs are gathered and sorted.
+    Returns how many positions were in runs.
+    """
+    n = order.shape[1]
+    in_run = np.zeros(order.shape, dtype=bool)
+    in_run[:, :-1] = link
+    in_run[:, 1:] |= link
+    flat = np.flatnonzero(in_run)
+    if flat.size == 0:
+        return 0
+    # A run starts at a member whose left neighbour is not linked to it.
+    starts = in_run
+    starts[:, 1:] &= ~link
+    run_id = np.cumsum(starts.ravel()[flat])
+    members = order.ravel()[flat]
+    keys = key(flat // n, members)
+    order.ravel()[flat] = members[np.lexsort((members, keys, run_id))]
+    return flat.size
+
+
 def _exact_order(geom: _Geometry, dist: np.ndarray, v0: int, budget: int) -> np.ndarray:
     """Training indices sorted by (reference distance, index) for validation rows v0:v0+len.
 
     ``dist`` holds the fast distances of those rows (squared Euclidean or cosine, with rounding
-    error) against every training point.
+    error) against every training point; it is overwritten.
     """
-    n = geom.x_train.shape[0]
-    v1 = v0 + dist.shape[0]
+    v = np.arange(v0, v0 + dist.shape[0])
+    tol = geom.tolerance(v0, v0 + dist.shape[0], 0, dist.shape[1])
+    order, link = _fast_order(dist, tol)
+    del dist
+    if dist_is_float32 := geom.unit_roundoff > _U64:
+        # Rows with many near ties: re-order them from float64 distances (a BLAS product with a
+        # far smaller rounding bound), leaving only pairs tied within that bound to the reference.
+        heavy = np.flatnonzero(link.sum(axis=1) * _REFINE_FRACTION > link.shape[1])
+        if heavy.size:
+            dist64, tol64 = geom.tile64(v[heavy], budget)
+            order[heavy], link[heavy] = _fast_order(dist64, tol64, order[heavy])
+            del dist64
+    count = _sort_runs(order, link, lambda r, t: geom.reference(v[r], t, budget))
+    logger.debug("re-ordered %d near-tied distances exactly (float32 tile: %s)", count,
+                 dist_is_float32)
+    return order
+
+
+def _fast_order(
+    dist: np.ndarray, tol: float, presorted: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise order of ``dist`` by (fast distance, index), and its near ties.
+
+    ``link[r, p]`` says that positions p and p+1 of the sorted row r are within ``2 * tol`` of
+    each other. Every fast distance is within ``tol`` of the exact one, so two neighbours in the
+    fast order can be swapped in the exact order only if their gap is at most ``2 * tol``; runs
+    of such neighbours are ordered correctly relative to each other already. ``dist`` is clamped
+    at +0.0 in place.
+    """
     # Clamp rounding below zero (and -0.0) to +0.0: non-negative IEEE floats sort like their bit
     # patterns read as integers, and integer sorts are faster. No stable sort is needed: equal
-    # fast distances are always re-ordered by index below.
+    # fast distances are always linked as near ties.
     np.maximum(dist, 0.0, out=dist)
     dist += 0.0
-    order = np.argsort(dist.view(np.int32 if dist.dtype == np.float32 else np.int64), axis=1)
-    if n == 1:
-        return order
-    fast = np.take_along_axis(dist, order, axis=1).astype(np.float64, copy=False)
-    # Every fast distance is within `tol` of the exact one, so two neighbours in the fast order
-    # can be swapped in the exact order only if their gap is at most 2 * tol.
-    tol = geom.tolerance(v0, v1, 0, n)
-    close = np.diff(fast, axis=1) <= 2.0 * tol
-    rows = np.flatnonzero(close.any(axis=1))
-    if rows.size == 0:
-        return order
-    close = close[rows]
-    # Runs of mutually close points form groups; groups are ordered correctly already.
-    group = np.zeros((rows.size, n), dtype=np.int64)
-    np.cumsum(~close, axis=1, out=group[:, 1:])
-    in_run = np.zeros((rows.size, n), dtype=bool)
-    in_run[:, :-1] |= close
-    in_run[:, 1:] |= close
-    r_idx, pos = np.divmod(np.flatnonzero(in_run), n)
-    key = np.zeros((rows.size, n), dtype=np.float64)
-    key[r_idx, pos] = geom.reference(rows[r_idx] + v0, order[rows[r_idx], pos], budget)
-    sub = order[rows]
-    perm = np.lexsort((sub, key, group), axis=-1)
-    order[rows] = np.take_along_axis(sub, perm, axis=1)
-    logger.debug("re-ordered %d near-tied distances exactly", pos.size)
-    return order
+    if dist.dtype == np.float32:
+        order = _radix_argsort(dist.view(np.int32))
+        fast = np.take_along_axis(dist, order, axis=1).astype(np.float64)
+    elif presorted is not None:
+        # Rows already in float32 order are nearly sorted: timsort (numpy's stable sort of int64
+        # keys) handles them in a fraction of the time of a full sort.
+        fast = np.take_along_axis(dist, presorted, axis=1)
+        perm = np.argsort(fast.view(np.int64), axis=1, kind="stable")
+        order = np.take_along_axis(presorted, perm, axis=1)
+        fast = np.take_along_axis(fast, perm, axis=1)
+    else:
+        order = np.argsort(dist.view(np.int64), axis=1)
+        fast = np.take_along_axis(dist, order, axis=1)
+    return order, np.diff(fast, axis=1) <= 2.0 * tol
 
 
 def _hard_values(a: np.ndarray, k: int) -> np.ndarray:
@@ -221,23 +285,25 @@ def knn_shapley(
     val_block = max(1, min(m, budget // (_ARRAYS_PER_DISTANCE * n)))
     values = np.zeros(n, dtype=np.float64)
 
-    def block_values(dist: np.ndarray, v0: int) -> np.ndarray:
-        order = _exact_order(geom, dist, v0, budget)
-        a = (codes_t[order] == codes_v[v0:v0 + dist.shape[0], None]).astype(np.float64)
+    def block_values(v0: int, v1: int, dist: np.ndarray) -> np.ndarray:
+        order = _exact_order(geom, geom.tile(v0, v1, 0, n, out=dist), v0, budget)
+        a = (codes_t[order] == codes_v[v0:v1, None]).astype(np.float64)
         ranked = _soft_values(a, k, n_classes) if soft_label else _hard_values(a, k)
         return np.bincount(order.ravel(), weights=ranked.ravel(), minlength=n)
 
     # Sorting dominates and numpy releases the GIL while sorting: split each block's rows
-    # between threads. The distance products are small next to the sorts, so BLAS runs
-    # single-threaded here: its idle worker threads would otherwise spin on the sorting cores.
+    # between threads, each computing its own distance tile (into memory allocated here: the
+    # main thread's allocator reuses it, where fresh pages in each worker would be faulted in).
+    # The products are small next to the sorts, so BLAS runs single-threaded here: its idle
+    # worker threads would otherwise spin on the sorting cores.
     with _progress_bar(m, "KNN-Shapley", progress) as bar, \
             ThreadPoolExecutor(max_workers=_SORT_THREADS) as pool, single_threaded_blas():
         for v0 in range(0, m, val_block):
             v1 = min(m, v0 + val_block)
-            dist = geom.tile(v0, v1, 0, n)
+            dist = np.empty((v1 - v0, n), dtype=geom.work_dtype)
             cuts = np.linspace(0, v1 - v0, min(_SORT_THREADS, v1 - v0) + 1).astype(int)
-            rows = [dist[a:b] for a, b in itertools.pairwise(cuts)]
-            for part in pool.map(block_values, rows, [v0 + a for a in cuts[:-1]]):
+            tiles = [dist[a:b] for a, b in itertools.pairwise(cuts)]
+            for part in pool.map(block_values, v0 + cuts[:-1], v0 + cuts[1:], tiles):
                 values += part
             bar.update(v1 - v0)
     if reduce == "mean":

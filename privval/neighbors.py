@@ -117,13 +117,23 @@ def _resolve_device(device: Any, func: str) -> Any:
         fail("device", func, "a valid torch device", device)
 
 
+#: threadpoolctl controller, cached with the number of imported modules it was built under:
+#: building one scans the loaded libraries (a few milliseconds), so it is rebuilt only after new
+#: imports (which may load another BLAS).
+_BLAS_CONTROLLER: list[Any] = [None, -1]
+
+
 def single_threaded_blas() -> contextlib.AbstractContextManager:
     """Context limiting BLAS to one thread (threadpoolctl ships with scikit-learn)."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - scikit-learn, a core dependency, requires it
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    controller, n_modules = _BLAS_CONTROLLER
+    if controller is None or n_modules != len(sys.modules):
+        controller = ThreadpoolController()
+        _BLAS_CONTROLLER[:] = [controller, len(sys.modules)]
+    return controller.limit(limits=1, user_api="blas")
 
 
 def _gamma(n: int, u: float) -> float:
@@ -152,10 +162,21 @@ class _Geometry:
     unit_roundoff: float
     torch_device: Any
 
-    def tile(self, v0: int, v1: int, t0: int, t1: int) -> np.ndarray:
+    def tile(self, v0: int, v1: int, t0: int, t1: int, out: np.ndarray | None = None) -> np.ndarray:
         if self.torch_device is None:
-            return self.aug_val[v0:v1] @ self.aug_train[t0:t1].T
-        return (self.aug_val[v0:v1] @ self.aug_train[t0:t1].T).cpu().numpy()
+            return np.matmul(self.aug_val[v0:v1], self.aug_train[t0:t1].T, out=out)
+        result = (self.aug_val[v0:v1] @ self.aug_train[t0:t1].T).cpu().numpy()
+        if out is None:
+            return result
+        out[...] = result
+        return out
+
+    @property
+    def work_dtype(self) -> np.dtype:
+        """dtype of the distances :meth:`tile` returns (float32 or float64)."""
+        if self.torch_device is None:
+            return self.aug_val.dtype
+        return np.dtype(np.float32 if self.aug_val.element_size() == 4 else np.float64)
 
     def tolerance(self, v0: int, v1: int, t0: int, t1: int) -> float:
         d = self.x_train.shape[1]
@@ -164,6 +185,52 @@ class _Geometry:
             scale = float(self.sq_val[v0:v1].max()) + float(self.sq_train[t0:t1].max())
             return 4.0 * g * (scale + abs(self.offset))
         return 4.0 * g * (2.0 + abs(1.0 - self.offset))
+
+    def tile64(self, v: np.ndarray, budget: int) -> tuple[np.ndarray, float]:
+        """float64 distances ``dist - offset`` of validation rows ``v`` against every training row.
+
+        The same augmented product as :meth:`tile`, but in float64 from the original features
+        (squared norms in float64 too), on the host: a refinement for tiles computed in float32,
+        whose rounding bound is too coarse to order the pairs. Returns the distances and their
+        rounding bound (the :meth:`tolerance` of the float64 product, Higham's ``gamma_{d+2}``
+        widened fourfold). Training rows are cast in slices of at most ``budget`` numbers.
+        """
+        xv = self.x_val[v].astype(np.float64)
+        n, d = self.x_train.shape
+        g = _gamma(d + 2, _U64)
+        out = np.empty((v.shape[0], n), dtype=np.float64)
+        step = max(1, budget // (d + 2))
+        if self.metric == "euclidean":
+            sq_v = np.einsum("ij,ij->i", xv, xv)
+            aug_v = np.empty((v.shape[0], d + 2))
+            aug_v[:, :-2] = xv
+            aug_v[:, -2] = 1.0
+            aug_v[:, -1] = sq_v - self.offset
+            sq_max = 0.0
+            for t0 in range(0, n, step):
+                t1 = min(n, t0 + step)
+                xt = self.x_train[self.train_rows(np.arange(t0, t1))].astype(np.float64)
+                aug_t = np.empty((t1 - t0, d + 2))
+                aug_t[:, -2] = np.einsum("ij,ij->i", xt, xt)
+                np.multiply(xt, -2.0, out=aug_t[:, :-2])
+                aug_t[:, -1] = 1.0
+                sq_max = max(sq_max, float(aug_t[:, -2].max()))
+                np.matmul(aug_v, aug_t.T, out=out[:, t0:t1])
+            tol = 4.0 * g * (float(sq_v.max()) + sq_max + abs(self.offset))
+        else:
+            aug_v = np.empty((v.shape[0], d + 1))
+            aug_v[:, :-1] = xv / np.sqrt(np.einsum("ij,ij->i", xv, xv))[:, None]
+            aug_v[:, -1] = 1.0 - self.offset
+            for t0 in range(0, n, step):
+                t1 = min(n, t0 + step)
+                xt = self.x_train[self.train_rows(np.arange(t0, t1))].astype(np.float64)
+                aug_t = np.empty((t1 - t0, d + 1))
+                np.divide(xt, -np.sqrt(np.einsum("ij,ij->i", xt, xt))[:, None],
+                          out=aug_t[:, :-1])
+                aug_t[:, -1] = 1.0
+                np.matmul(aug_v, aug_t.T, out=out[:, t0:t1])
+            tol = 4.0 * g * (2.0 + abs(1.0 - self.offset))
+        return out, tol
 
     def train_rows(self, t: np.ndarray) -> np.ndarray:
         """Original training indices of tile columns ``t`` (absolute positions)."""

@@ -92,6 +92,58 @@ def test_float32_near_ties_are_ordered_exactly(rng):
     np.testing.assert_array_equal(a, b)
 
 
+def _jia_values_by_loop(xt, yt, xv, yv, k):
+    """Jia et al. 2019 (Thm. 1) value recursion, one validation point at a time, summed over them;
+    ranks come from float64 ``numpy.linalg.norm`` distances, ties broken by training index."""
+    n = xt.shape[0]
+    total = np.zeros(n)
+    for v in range(xv.shape[0]):
+        dist = np.linalg.norm(xt.astype(np.float64) - xv[v].astype(np.float64), axis=1)
+        order = np.lexsort((np.arange(n), dist))
+        match = (yt[order] == yv[v]).astype(float)
+        s = match[n - 1] / max(n, k)
+        total[order[n - 1]] += s
+        for i in range(n - 2, -1, -1):  # rank i + 1
+            s += (match[i] - match[i + 1]) / max(k, i + 1)
+            total[order[i]] += s
+    return total
+
+
+def test_float32_with_mostly_near_ties_is_refined_in_float64(rng, monkeypatch):
+    # Points far from the origin and close together, coordinates on scales 2**-6 .. 2**8: float32
+    # rounding of the squared-norm trick is far larger than the gaps between distances, so every
+    # row is re-ordered from a float64 product. Pairs x_v +- e are exactly tied but rounded apart
+    # by that product (within its bound); exact duplicates and one-ulp perturbations add ties.
+    from privval.neighbors import _Geometry
+
+    calls = []
+    tile64 = _Geometry.tile64
+    monkeypatch.setattr(_Geometry, "tile64",
+                        lambda self, v, budget: calls.append(v.size) or tile64(self, v, budget))
+    n = 3000
+    scale = np.float32(2.0) ** np.arange(-6, 10, 2).astype(np.float32)
+    xt = ((100.0 + rng.normal(size=(n, 8))) * scale).astype(np.float32)
+    xt[n - 200:] = xt[:200]  # exact duplicates
+    xt[100:150, 0] = np.nextafter(xt[100:150, 0], np.float32(np.inf))  # one float32 ulp apart
+    yt = rng.integers(0, 3, n)
+    xv = ((100.0 + rng.normal(size=(4, 8))) * scale).astype(np.float32)
+    yv = rng.integers(0, 3, 4)
+    e = (rng.integers(-64, 64, size=(40, 8)) * np.spacing(xv[0])).astype(np.float32)
+    xt[200:240], xt[240:280] = xv[0] + e, xv[0] - e
+    got = knn_shapley(xt, yt, xv, yv, k=5, reduce="sum")
+    assert sum(calls) == 4  # every validation row took the float64 refinement
+    np.testing.assert_allclose(got, _jia_values_by_loop(xt, yt, xv, yv, 5), rtol=0, atol=1e-10)
+    for metric in ("euclidean", "cosine"):
+        for soft in (False, True):
+            a = knn_shapley(xt, yt, xv, yv, k=5, metric=metric, soft_label=soft, chunk_size=7000)
+            b = knn_shapley(xt.astype(np.float64), yt, xv.astype(np.float64), yv, k=5,
+                            metric=metric, soft_label=soft)
+            # blocks of one row sum in another order: equal up to rounding, while one swapped
+            # pair of ranks would move values by about 1e-4
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
+    assert len(calls) > 1 + 4  # cosine too; chunk_size=7000 makes one-row blocks
+
+
 @pytest.mark.parametrize("k", [1, 3, 10, 200])
 def test_efficiency(rng, k):
     xt = rng.normal(size=(60, 3))
