@@ -144,6 +144,21 @@ def test_float32_with_mostly_near_ties_is_refined_in_float64(rng, monkeypatch):
     assert len(calls) > 1 + 4  # cosine too; chunk_size=7000 makes one-row blocks
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e20])
+def test_float64_distances_equal_in_float32_are_ordered_by_float64(rng, scale):
+    # float64 rows are sorted by float32-rounded keys first: perturbations of 1e-9 give
+    # distances that round to the same float32 key (and, at scale 1e20, squared distances that
+    # overflow float32 to inf) but that differ far beyond the float64 rounding bound.
+    n = 400
+    xt = (rng.normal(size=(1, 6)) + 1e-9 * rng.normal(size=(n, 6))) * scale
+    xt[::7] = rng.normal(size=(len(xt[::7]), 6)) * scale
+    yt = rng.integers(0, 3, n)
+    xv = rng.normal(size=(3, 6)) * scale
+    yv = rng.integers(0, 3, 3)
+    got = knn_shapley(xt, yt, xv, yv, k=3, reduce="sum")
+    np.testing.assert_allclose(got, _jia_values_by_loop(xt, yt, xv, yv, 3), rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("k", [1, 3, 10, 200])
 def test_efficiency(rng, k):
     xt = rng.normal(size=(60, 3))
