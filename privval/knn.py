@@ -182,6 +182,8 @@ def _fast_order(
         order &= 0x7FFFFFFF
         _sort_runs(order, equal, lambda r, t: dist[r, t])
         fast = np.take_along_axis(dist, order, axis=1)
+        gaps = np.subtract(fast[:, 1:], fast[:, :-1], out=dist[:, :-1])  # dist is spent
+        return order, gaps <= 2.0 * tol
     else:  # pragma: no cover - more than 2**31 training points
         order = np.argsort(dist.view(np.int64), axis=1)
         fast = np.take_along_axis(dist, order, axis=1)
@@ -189,9 +191,10 @@ def _fast_order(
 
 
 def _hard_values(a: np.ndarray, k: int) -> np.ndarray:
-    """Jia et al. 2019 recursion for a block: ``a`` is (m, N) in rank order; values in rank order."""
+    """Jia et al. 2019 recursion for a block: ``a`` is (m, N) in rank order (0/1 label matches,
+    any numeric type); values in rank order."""
     n = a.shape[1]
-    steps = np.subtract(a[:, :-1], a[:, 1:])
+    steps = np.subtract(a[:, :-1], a[:, 1:], dtype=np.float64)
     steps *= 1.0 / np.maximum(np.arange(1, n, dtype=np.float64), k)
     return _suffix_sums_plus(steps, a[:, -1:] / max(n, k))
 
@@ -302,10 +305,17 @@ def knn_shapley(
     val_block = max(1, min(m, budget // (_ARRAYS_PER_DISTANCE * n)))
     values = np.zeros(n, dtype=np.float64)
 
+    # Label codes in the narrowest integer type: the gather by rank order is the largest pass.
+    small = np.int16 if n_classes < 2**15 else np.int64
+    codes_t, codes_v = codes_t.astype(small), codes_v.astype(small)
+
     def block_values(v0: int, v1: int, dist: np.ndarray) -> np.ndarray:
         order = _exact_order(geom, geom.tile(v0, v1, 0, n, out=dist), v0, budget)
-        a = (codes_t[order] == codes_v[v0:v1, None]).astype(np.float64)
-        ranked = _soft_values(a, k, n_classes) if soft_label else _hard_values(a, k)
+        match = codes_t[order] == codes_v[v0:v1, None]
+        if soft_label:
+            ranked = _soft_values(match.astype(np.float64), k, n_classes)
+        else:
+            ranked = _hard_values(match.view(np.int8), k)
         return np.bincount(order.ravel(), weights=ranked.ravel(), minlength=n)
 
     # Sorting dominates and numpy releases the GIL while sorting: split each block's rows
