@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -74,6 +75,21 @@ _SORT_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: is re-sorted from a float64 product rather than pair by pair: one per-pair reference distance
 #: (gathered rows, casts) costs about as much as that refinement does for 20-30 positions of a row.
 _REFINE_FRACTION = 32
+
+
+#: (process id, executor) of the sorting threads: kept between calls, restarted in a forked child
+#: (which inherits the executor but not its threads).
+_POOL: list[tuple[int, ThreadPoolExecutor]] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _sort_pool() -> ThreadPoolExecutor:
+    """The sorting threads, started on first use and kept (starting them costs ~1 ms a call)."""
+    with _POOL_LOCK:
+        if not _POOL or _POOL[0][0] != os.getpid():
+            _POOL[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=_SORT_THREADS,
+                                                         thread_name_prefix="privval-knn"))]
+        return _POOL[0][1]
 
 
 def _radix_argsort(bits: np.ndarray) -> np.ndarray:
@@ -323,8 +339,8 @@ def knn_shapley(
     # main thread's allocator reuses it, where fresh pages in each worker would be faulted in).
     # The products are small next to the sorts, so BLAS runs single-threaded here: its idle
     # worker threads would otherwise spin on the sorting cores.
-    with _progress_bar(m, "KNN-Shapley", progress) as bar, \
-            ThreadPoolExecutor(max_workers=_SORT_THREADS) as pool, single_threaded_blas():
+    pool = _sort_pool()
+    with _progress_bar(m, "KNN-Shapley", progress) as bar, single_threaded_blas():
         for v0 in range(0, m, val_block):
             v1 = min(m, v0 + val_block)
             dist = np.empty((v1 - v0, n), dtype=geom.work_dtype)
