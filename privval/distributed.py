@@ -57,7 +57,6 @@ function here needs it.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import numbers
@@ -930,19 +929,6 @@ def dask_tknn_shapley(
 
 
 # --------------------------------------------------------------------------- DP-TKNN-Shapley
-def _count_event(sigma: float, rate: float, n_steps: int, noise: str) -> Any:
-    """T-fold self-composition of the (Poisson-subsampled) noisy count-pair release.
-
-    The (Ca, Cm) pair has l1 = l2 sensitivity 1 under add/remove one record (DESIGN.md §3).
-    """
-    from accountants import events as ev
-
-    base = ev.DiscreteGaussianDpEvent(sigma, 1) if noise == "discrete_gaussian" \
-        else ev.GaussianDpEvent(sigma)
-    step = base if rate >= 1.0 else ev.PoissonSampledDpEvent(rate, base)
-    return ev.SelfComposedDpEvent(step, n_steps)
-
-
 def _draw_count_noise(noise: str, sigma: float, shape: tuple[int, ...], source: Any) -> np.ndarray:
     """Noise for the summed counts, drawn on the client (integers; Gaussian noise is rounded)."""
     from accountants import noise as nz
@@ -1206,21 +1192,3 @@ def dask_dp_tknn_shapley(
         noisy_counts=noisy, validation_indices=used, tau=float(tau), tau_source=tau_source,
         n_classes=n_cls, reduce=reduce, max_contributions=k,
         ledger_entry=pv._entry_id(entry), seeded=source.seeded)
-
-
-@functools.lru_cache(maxsize=128)
-def _calibrate_sigma(
-    epsilon: float, delta: float, rate: float, n_steps: int, noise: str, accountant: str
-) -> float:
-    """Smallest σ whose T-fold count release meets (ε, δ) under ``accountant``."""
-    from accountants.calibrate import calibrate
-
-    return float(calibrate(lambda s: _count_event(s, rate, n_steps, noise), epsilon, delta,
-                           accountant=accountant))
-
-
-def _epsilon_of(event: Any, delta: float, accountant: str) -> float:
-    """ε of ``event`` at ``delta``, recomputed (the guarantee states it, not the target)."""
-    from accountants.accountant import make_accountant
-
-    return float(make_accountant(accountant).compose(event).get_epsilon(delta))

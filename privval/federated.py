@@ -512,11 +512,13 @@ class Coordinator:
     def _calibrate(self) -> tuple[float, Any, float, Any, float | None]:
         """σ for both targets, the events at that σ and the ε each one actually reaches."""
         from accountants.calibrate import calibrate
-        from privval.distributed import _calibrate_sigma, _count_event, _epsilon_of
+        from privval.private import _calibrate_cached, _count_event, _epsilon_of
 
         t = self.n_val_used
-        sigma = _calibrate_sigma(self.epsilon, self.delta, self.sampling_rate, t, self.noise,
-                                 self.accountant)
+        # The same calibration as dp_tknn_shapley, so a federated round and a central release
+        # with equal parameters add the same noise.
+        sigma, claimed = _calibrate_cached("counts", (self.sampling_rate, self.noise, t),
+                                           self.epsilon, self.delta, self.accountant)
         p_event, p_claimed = None, None
         if self.participant_cap is not None:
             sigma_p = float(calibrate(self._participant_event, self.participant_epsilon,
@@ -525,8 +527,9 @@ class Coordinator:
             p_event = self._participant_event(sigma)
             p_claimed = _epsilon_of(p_event, self.participant_delta, self.accountant)
             logger.debug("participant level: cap=%d, sigma_p=%.4g", self.participant_cap, sigma_p)
-        event = _count_event(sigma, self.sampling_rate, t, self.noise)
-        claimed = _epsilon_of(event, self.delta, self.accountant)
+        event = _count_event(sigma, self.sampling_rate, self.noise, t)
+        if self.participant_cap is not None:
+            claimed = _epsilon_of(event, self.delta, self.accountant)
         return sigma, event, claimed, p_event, p_claimed
 
     def _participant_event(self, sigma: float) -> Any:

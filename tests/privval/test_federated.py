@@ -344,3 +344,34 @@ def test_bad_input_is_refused_and_nothing_is_charged(setup, tmp_path):
                                  delta=1e-5)
     assert len(ledger.history("fed")) == 1
     assert isinstance(rnd, FederatedRound) and json.loads(rnd.event_json)
+
+
+@pytest.mark.parametrize("noise, accountant, q", [("gaussian", "rdp", 1.0),
+                                                   ("discrete_gaussian", "pld", 0.5)])
+def test_round_noise_equals_the_central_release_at_equal_parameters(setup, noise, accountant, q):
+    # A federated round releases the same T count pairs as dp_tknn_shapley on the pooled data,
+    # so both must add the same noise.
+    from privval.private import dp_tknn_shapley
+
+    xs, ys, xv, yv = setup
+    coord = Coordinator(xv, yv, tau=TAU, epsilon=1.0, delta=1e-5, noise=noise,
+                        accountant=accountant, n_classes=3, sampling_rate=q, rng=1)
+    r = coord.run_round(_participants(xs, ys))
+    central = dp_tknn_shapley(np.vstack(xs), np.concatenate(ys), xv, yv, tau=TAU, epsilon=1.0,
+                              delta=1e-5, noise=noise, accountant=accountant, n_classes=3,
+                              sampling_rate=q, rng=1)
+    assert r.noise_scale == central.noise_scale
+
+
+def test_round_claim_replays_with_dp_accounting(setup):
+    # Oracle: dp-accounting's RDP for T Gaussian count pairs at the round's sigma.
+    from dp_accounting import dp_event
+    from dp_accounting.rdp import rdp_privacy_accountant
+
+    xs, ys, xv, yv = setup
+    coord = Coordinator(xv, yv, tau=TAU, epsilon=1.0, delta=1e-5, noise="gaussian",
+                        accountant="rdp", n_classes=3, sampling_rate=1.0, rng=1)
+    r = coord.run_round(_participants(xs, ys))
+    acc = rdp_privacy_accountant.RdpAccountant()
+    acc.compose(dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(r.noise_scale), len(yv)))
+    assert acc.get_epsilon(1e-5) <= 1.0 + 1e-9
