@@ -18,7 +18,11 @@ to verify a claim with δ_b = 1e-5, τ ∈ {1.5, 2}, p = 1e-6 at (0.01, 3.8, 200
 τ = 1.5) the seconds are extrapolated from the measured rate on a pilot of the same paths,
 and marked as such.
 
-Run: ``python benchmarks/bench_monte_carlo.py [--full-verify] [--out benchmarks/results]``.
+With ``--device cuda`` (a GPU): Claim 1 adds the same rows sampled on the GPU (after an
+untimed warm-up) and one at 10·m, Claim 3 runs both verifications in full on the GPU, and the
+output goes to ``bench_monte_carlo_cuda.txt``; the CPU rows are measured in the same run.
+
+Run: ``python benchmarks/bench_monte_carlo.py [--full-verify] [--device cuda] [--out benchmarks/results]``.
 """
 
 from __future__ import annotations
@@ -60,8 +64,8 @@ def _time(fn, *args, **kwargs):
     return value, time.perf_counter() - start
 
 
-def _mc_epsilon(event, steps: int, m: int, factor: float):
-    acc = MonteCarloAccountant(m, rng=0, importance_factor=factor)
+def _mc_epsilon(event, steps: int, m: int, factor: float, device: str = "cpu"):
+    acc = MonteCarloAccountant(m, rng=0, importance_factor=factor, device=device)
     return acc.compose(event, steps).estimate_epsilon(DELTA)
 
 
@@ -77,22 +81,27 @@ def _prv_epsilon(sigma: float, q: float, steps: int) -> float:
     return acc.get_epsilon(DELTA)
 
 
-def accuracy_table(out: list[str], scale: float) -> None:
-    out.append(f"## Claim 1: ε at δ = {DELTA:g} (MC seed 0; times in seconds)")
-    out.append(f"{'q':>7} {'σ':>4} {'T':>6} | {'MC ε ± SE':>18} {'m':>7} {'f':>3} {'ESS':>7} {'t_MC':>6} |"
+def accuracy_table(out: list[str], scale: float, device: str = "cpu") -> None:
+    out.append(f"## Claim 1: ε at δ = {DELTA:g} (MC seed 0; times in seconds; dev = MC sampling device)")
+    out.append(f"{'q':>7} {'σ':>4} {'T':>6} | {'MC ε ± SE':>18} {'m':>7} {'f':>3} {'dev':>4} {'ESS':>7} {'t_MC':>6} |"
                f" {'PLD ε':>9} {'t_PLD':>6} | {'PRV ε':>9} {'t_PRV':>6} | {'|MC-PLD|/PLD':>12} {'t_MC/t_PRV':>10}")
     for q, sigma, steps, m, best in SETTINGS:
         m = max(2, int(m * scale))
         event = PoissonSampledDpEvent(q, GaussianDpEvent(sigma))
         pld, t_pld = _time(_pld_epsilon, event, steps)
         prv, t_prv = _time(_prv_epsilon, sigma, q, steps)
-        # Plain MC, importance sampling, and importance sampling with m/4 (the time trade-off).
-        for m_row, factor in ((m, 1.0), (m, best), (max(2, m // 4), best)):
-            est, t_mc = _time(_mc_epsilon, event, steps, m_row, factor)
+        # Plain MC, importance sampling, and importance sampling with m/4 (the time trade-off);
+        # on a GPU also the same rows there (after one warm-up), and importance sampling at 10·m.
+        rows = [(m, 1.0, "cpu"), (m, best, "cpu"), (max(2, m // 4), best, "cpu")]
+        if device != "cpu":
+            _mc_epsilon(event, 2, 64, 1.0, device)  # CUDA context and kernels, not timed
+            rows += [(m_r, f, device) for m_r, f, _ in rows] + [(10 * m, best, device)]
+        for m_row, factor, dev in rows:
+            est, t_mc = _time(_mc_epsilon, event, steps, m_row, factor, dev)
             rel = abs(est.value - pld) / pld
             out.append(
                 f"{q:>7g} {sigma:>4g} {steps:>6d} | {est.value:>9.4f} ± {est.standard_error:<6.4f}"
-                f" {m_row:>7d} {factor:>3g} {est.effective_sample_size:>7.0f} {t_mc:>6.2f} |"
+                f" {m_row:>7d} {factor:>3g} {dev[:4]:>4} {est.effective_sample_size:>7.0f} {t_mc:>6.2f} |"
                 f" {pld:>9.4f} {t_pld:>6.2f} | {prv:>9.4f} {t_prv:>6.2f} |"
                 f" {100 * rel:>11.3f}% {t_mc / t_prv:>10.2f}"
             )
@@ -128,7 +137,7 @@ def throughput_table(out: list[str], scale: float) -> None:
         print(out[-1], flush=True)
 
 
-def verification_table(out: list[str], full: bool, scale: float) -> None:
+def verification_table(out: list[str], full: bool, scale: float, device: str = "cpu") -> None:
     out.append("")
     q, sigma, steps = 0.01, 3.8, 200
     delta_b, p = 1e-5, 1e-6
@@ -141,16 +150,18 @@ def verification_table(out: list[str], full: bool, scale: float) -> None:
     eps = claim.value + claim.standard_error
     out.append(f"claim ε = {eps:.4f} (estimate at δ_b/2 plus one SE)")
     pilot_n = max(2, int(200_000 * scale))
-    be = _make_backend(2, "cpu", "numpy")
+    be = _make_backend(2, device, None)
+    if device != "cpu":
+        sample_loss_sums(_plan(composed).steps, 4096, be)  # warm-up, not timed
     _, t_pilot = _time(sample_loss_sums, _plan(composed).steps, pilot_n, be)
     rate = pilot_n / t_pilot
-    out.append(f"pilot: {pilot_n} paths of {steps} steps in {t_pilot:.2f} s "
+    out.append(f"pilot on {device}: {pilot_n} paths of {steps} steps in {t_pilot:.2f} s "
                f"({rate * steps / 1e6:.2f} M sample-steps/s)")
     for tau in (1.5, 2.0):
         plan = plan_samples(delta_b, tau, p)
-        if full and tau == 2.0:
-            cert, seconds = _time(verify, composed, eps, delta_b, tau=tau, p=p, rng=3)
-            how = f"measured, accepted={cert.accepted}, δ̂={cert.delta_estimate:.3g}"
+        if (full and tau == 2.0) or device != "cpu":
+            cert, seconds = _time(verify, composed, eps, delta_b, tau=tau, p=p, rng=3, device=device)
+            how = f"measured on {device}, accepted={cert.accepted}, δ̂={cert.delta_estimate:.3g}"
         else:
             seconds, how = plan.n_samples / rate, "extrapolated from the pilot rate"
         out.append(f"τ={tau:g}: m = {plan.n_samples:,} paths ({plan.n_samples * steps:.3g} sample-steps), "
@@ -164,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-verify", action="store_true", help="run the τ = 2 verification fully")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every sample size (smoke runs)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--device", default="cpu",
+                        help="also sample on this torch device (e.g. cuda): Claim 1 rows, Claim 3 "
+                             "measured in full; results go to bench_monte_carlo_<device>.txt")
     args = parser.parse_args(argv)
     out = [
         "# bench_monte_carlo",
@@ -182,11 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         out[1] += f", torch {torch.__version__}, opacus {opacus.__version__}"
     except ImportError:
         pass
-    accuracy_table(out, args.scale)
+    if args.device != "cpu":
+        import torch
+
+        out[1] += f", device {torch.cuda.get_device_name() if 'cuda' in args.device else args.device}"
+    accuracy_table(out, args.scale, args.device)
     throughput_table(out, args.scale)
-    verification_table(out, args.full_verify, args.scale)
+    verification_table(out, args.full_verify, args.scale, args.device)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "bench_monte_carlo.txt"
+    suffix = "" if args.device == "cpu" else f"_{args.device.replace(':', '')}"
+    path = args.out / f"bench_monte_carlo{suffix}.txt"
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
     print(f"\nwritten to {path}")
     return 0
