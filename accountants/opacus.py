@@ -137,6 +137,29 @@ class EVRAccountant(IAccountant):
             self.history.append((sigma, q, 1))
         self._mc_history = list(self.history)
 
+    def get_optimizer_hook_fn(self, sample_rate: float) -> Any:
+        """Opacus' step hook, failing closed when the ledger refuses the step.
+
+        Opacus calls this hook inside ``DPOptimizer.step`` after the noise is added to the
+        gradients and before the parameters are updated. If :meth:`step` raises (the ledger
+        refused the charge, or a bad parameter), the hook first clears every parameter's
+        noisy gradient (``grad``, ``summed_grad``, ``grad_sample``), so a refused step leaves
+        neither a parameter update nor a noisy gradient computed from the data behind.
+        """
+        def hook_fn(optim: Any) -> None:
+            try:
+                self.step(noise_multiplier=optim.noise_multiplier,
+                          sample_rate=sample_rate * optim.accumulated_iterations)
+            except BaseException:
+                for p in optim.params:
+                    p.grad = None
+                    for name in ("summed_grad", "grad_sample"):
+                        if getattr(p, name, None) is not None:
+                            setattr(p, name, None)
+                raise
+
+        return hook_fn
+
     def _sync(self) -> None:
         """Rebuild the Monte Carlo sums if ``history`` was assigned from outside (fresh draws)."""
         if list(self.history) == self._mc_history:

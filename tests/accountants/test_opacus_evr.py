@@ -133,6 +133,51 @@ def test_privacy_engine_run_with_ledger(tmp_path) -> None:
     assert np.isfinite(eps)
 
 
+def test_refused_step_leaves_no_update_and_no_noisy_gradient(tmp_path) -> None:
+    """A ledger refusal inside Opacus' step: parameters as after the last admitted step, and
+    the noisy gradient of the refused step is gone (it was computed from the data)."""
+    from opacus import PrivacyEngine
+
+    from accountants.ledger import BudgetExceededError
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 5)
+    y = (x[:, 0] > 0).long()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    model = torch.nn.Linear(5, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    engine = PrivacyEngine(accountant="evr")
+    with Ledger(tmp_path / "l.db", record=()) as ledger:
+        event = PoissonSampledDpEvent(16 / 64, GaussianDpEvent(1.0))
+        # A budget that admits exactly two steps under the ledger's RDP accountant.
+        two = make_accountant("rdp").compose(event, 2).get_epsilon(1e-5)
+        three = make_accountant("rdp").compose(event, 3).get_epsilon(1e-5)
+        assert two < three
+        ledger.set_budget("train", epsilon=(two + three) / 2, delta=1e-5, accountant="rdp")
+        engine.accountant = EVRAccountant(n_samples=1_000, rng=5, ledger=ledger, dataset="train")
+        model, optimizer, loader = engine.make_private(
+            module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=1.0,
+            max_grad_norm=1.0, poisson_sampling=False)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        batches = iter(loader)
+        for _ in range(2):
+            xb, yb = next(batches)
+            optimizer.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            optimizer.step()
+        before = [p.detach().clone() for p in model.parameters()]
+        xb, yb = next(batches)
+        optimizer.zero_grad()
+        loss_fn(model(xb), yb).backward()
+        with pytest.raises(BudgetExceededError):
+            optimizer.step()
+        for p, b in zip(model.parameters(), before):
+            assert torch.equal(p.detach(), b)
+            assert p.grad is None and getattr(p, "summed_grad", None) is None
+            assert getattr(p, "grad_sample", None) is None
+        assert len(engine.accountant) == 2 and len(ledger.history("train")) == 2
+
+
 def test_history_set_directly_is_what_get_epsilon_reports() -> None:
     # Opacus' get_noise_multiplier (and any code restoring a history) assigns
     # ``accountant.history`` directly; the reported epsilon must be that history's, not the
