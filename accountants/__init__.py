@@ -14,6 +14,7 @@ from accountants.pld import PldAccountant
 from accountants.rdp import RdpAccountant
 from accountants.noise import (
     NoiseSource,
+    gaussian_release,
     make_noise_source,
     sample_discrete_gaussian,
     sample_discrete_laplace,
@@ -114,6 +115,7 @@ __all__: list[str] = [
     "make_noise_source",
     "sample_discrete_gaussian",
     "sample_discrete_laplace",
+    "gaussian_release",
     "sample_gaussian",
     "sample_laplace",
     # accountants.ptr
