@@ -555,7 +555,7 @@ def sample_laplace(scale: float, size: int | tuple[int, ...], source: NoiseSourc
     return (sign * magnitude).reshape(shape)
 
 
-_GRID_BITS = 20  # grid step γ ≤ σ·2^-20: the release is N_Z on a grid 10^6 times finer than σ
+_GRID_BITS = 30  # grid step γ ≤ σ·2^-30: the release is N_Z on a grid 10^9 times finer than σ
 
 
 def _grid_exponent(sigma: float, vmax: float, grid_bits: int) -> int:
@@ -579,7 +579,7 @@ def gaussian_release(
 
     Output ``γ·(round(v/γ) + Z)`` with ``Z`` exact discrete Gaussian noise
     ``N_Z(0, (σ′/γ)²)`` per coordinate (:func:`sample_discrete_gaussian`), on the grid
-    γ = 2^e ≤ σ·2^-20 (a power of two, so v/γ, the rounding and γ·k are exact in float64),
+    γ = 2^e ≤ σ·2^-30 (a power of two, so v/γ, the rounding and γ·k are exact in float64),
     with ``σ′ = σ·(1 + γ√d/S)``, S = ``sensitivity``, d = the number of coordinates.
 
     **Guarantee.** If ‖v − v′‖₂ ≤ G for some G ≥ 0, the Rényi divergence of order α between
@@ -608,8 +608,8 @@ def gaussian_release(
     -------
     numpy.ndarray of float64
         Same shape as ``value``; every entry is an integer multiple of γ. The noise standard
-        deviation is within a factor 1 + 2^-20·(σ/S)·√d (plus the discrete Gaussian's
-        relative 10^-12 or so at these scales) of σ.
+        deviation is within a factor 1 + 2^-30·(σ/S)·√d of σ while
+        max|value| < 2^21·σ (larger values get a coarser grid and a larger factor).
 
     Raises
     ------
@@ -619,7 +619,7 @@ def gaussian_release(
     Example
     -------
     >>> out = gaussian_release([0.3, -1.2], 0.5, 1.0, make_noise_source(0))
-    >>> out.shape, bool(np.all(np.ldexp(out, 21) == np.rint(np.ldexp(out, 21))))
+    >>> out.shape, bool(np.all(np.ldexp(out, 31) == np.rint(np.ldexp(out, 31))))
     ((2,), True)
     """
     owner = "gaussian_release"

@@ -46,8 +46,8 @@ import numpy as np
 from accountants.events import PTRDpEvent
 from accountants.noise import (
     NoiseSource,
+    gaussian_release,
     make_noise_source,
-    sample_gaussian,
     sample_laplace,
 )
 from privval._validation import check_choice, check_int, check_positive_float, fail
@@ -369,11 +369,18 @@ def _run(plan: _Plan, source: NoiseSource, ledger_entry: int | None) -> PTRRelea
     )
     passed = bool(noisy_distance > plan.threshold)
     d = p.sorted.shape[1]
+    # The values leave through gaussian_release (exact discrete Gaussian noise on a grid
+    # 2^-30·σ fine): its RDP is the continuous Gaussian's that ptr_rdp assumes, for changes up
+    # to the stated sensitivity and beyond (pass: min(β, GS2) covers both the safe and the
+    # unsafe case), and it has no floating-point noise to leak through low-order bits.
     if passed:
         centre = p.sorted[p.trim : p.n - p.trim].mean(axis=0)
-        value: Any = centre + sample_gaussian(event.sigma_pass, d, source)
+        value: Any = gaussian_release(
+            centre, event.sigma_pass,
+            min(event.proposed_bound, event.global_sensitivity_pass), source)
     elif plan.fallback == "mean":
-        value = p.sorted.mean(axis=0) + sample_gaussian(event.sigma_fail, d, source)
+        value = gaussian_release(p.sorted.mean(axis=0), event.sigma_fail,
+                                 event.global_sensitivity_fail, source)
     else:
         value = None
     if value is not None and not p.vector:
@@ -520,7 +527,9 @@ def ptr_release(
     Theorem 4.3); with a ledger the event is charged (replace-one relation, module
     docstring) before anything is computed from the data, and the release is returned only
     after the charge committed. Noise comes from :mod:`accountants.noise` (OS CSPRNG unless
-    ``rng`` is given; floating-point Laplace and Gaussian samplers).
+    ``rng`` is given): the released value through :func:`accountants.noise.gaussian_release`
+    (exact discrete Gaussian noise on a grid 2^-30·σ fine, with the continuous Gaussian's
+    RDP), the test through a floating-point Laplace draw of which only the pass bit is used.
 
     Parameters
     ----------

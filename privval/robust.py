@@ -10,8 +10,9 @@ arXiv 2209.07716, §6; DESIGN.md §5, notes/ptr.md §6): each step of :class:`PT
    C (:math:`x_i`, rows of an (n, d) matrix, n = |T|);
 3. computes the distance to instability Δ(T) of the robust aggregate (below) for the proposed
    bound β, tests ``Δ + Lap(b) > B = b·ln(1/(2·δ0))``;
-4. pass: releases f2(T) + N(0, (s·β)² I); fail: f1(T) + N(0, (s·C/m)² I); updates
-   θ ← θ − lr·(release);
+4. pass: releases f2(T) + N(0, (s·β)² I); fail: f1(T) + N(0, (s·C/m)² I) (both through
+   :func:`accountants.noise.gaussian_release`: exact discrete Gaussian noise on a grid
+   2^-30·σ fine, with the continuous Gaussian's RDP); updates θ ← θ − lr·(release);
 5. composes ``PoissonSampledDpEvent(q, PTRDpEvent(...))`` into an RDP accountant (and, with a
    ledger, charges it *before* the batch is drawn or anything is computed from the data).
 
@@ -87,6 +88,7 @@ from accountants.events import (
 )
 from accountants.noise import (
     NoiseSource,
+    gaussian_release,
     make_noise_source,
     sample_gaussian,
     sample_laplace,
@@ -893,11 +895,15 @@ class PTRSGD(_PoissonTrainer):
         distance = _distance(x, e.proposed_bound, c, t, m)
         noisy = distance + float(sample_laplace(e.test_scale, 1, self._source)[0])
         passed = bool(noisy > self.threshold)
+        # gaussian_release: exact discrete Gaussian noise on a 2^-30·σ grid with the
+        # continuous Gaussian's RDP for changes up to the stated sensitivity and beyond
+        # (pass: min(β, GS2) covers the safe and the unsafe case).
         if passed:
             centre, sigma = _trimmed_sum(x, t, m), e.sigma_pass
+            sens = min(e.proposed_bound, e.global_sensitivity_pass)
         else:
-            centre, sigma = grads.sum(axis=0) / m, e.sigma_fail
-        return centre + sample_gaussian(sigma, self.dimension, self._source), passed
+            centre, sigma, sens = grads.sum(axis=0) / m, e.sigma_fail, e.global_sensitivity_fail
+        return gaussian_release(centre, sigma, sens, self._source), passed
 
 
 class DPSGD(_PoissonTrainer):
