@@ -363,11 +363,31 @@ def _log_binomial(n: np.ndarray | int, k: np.ndarray) -> np.ndarray:
     return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
 
 
-def _subsampled_log_moment(log_moments: np.ndarray, q: float, alpha: int) -> float:
+def _log_gaussian_ratio_abs_moment(j: np.ndarray, mu: float) -> np.ndarray:
+    """Upper bound on ln E|1 − exp(μZ − μ²/2)|^j, Z ~ N(0, 1): the j-th absolute central
+    moment of the likelihood ratio of N(μ, 1) to N(0, 1) under N(0, 1), for j ≥ 1.
+
+    With x = μZ − μ²/2: |1 − e^x| ≤ |x|·e^{max(x, 0)}; Cauchy–Schwarz gives
+    E ≤ √(E|x|^{2j} · E e^{2j·max(x, 0)}), with E e^{2j·max(x,0)} ≤ 1 + E e^{2jx}
+    = 1 + e^{jμ²(2j−1)} and, by Minkowski, (E|x|^{2j})^{1/(2j)} ≤ μ·(E Z^{2j})^{1/(2j)} + μ²/2,
+    E Z^{2j} = (2j)!/(2^j·j!). It scales as μ^j for small μ (the generic bound 1 + e^{c_j}
+    does not fall below 1).
+    """
+    j = np.asarray(j, dtype=float)
+    if mu <= 0:
+        return np.full(j.shape, -math.inf)
+    log_z = (special.gammaln(2 * j + 1) - j * math.log(2.0) - special.gammaln(j + 1)) / (2 * j)
+    log_norm = np.logaddexp(math.log(mu) + log_z, 2 * math.log(mu) - math.log(2.0))
+    return 0.5 * (2 * j * log_norm + np.logaddexp(0.0, j * mu * mu * (2 * j - 1)))
+
+
+def _subsampled_log_moment(log_moments: np.ndarray, q: float, alpha: int,
+                           log_abs_moments: np.ndarray | None = None) -> float:
     """Bound on ln E[(P/Q)^α] over both directions of a Poisson-subsampled pair.
 
     ``log_moments[j] ≥ (j−1)·D_j`` for both directions of the base pair, j = 0..alpha
-    (entries 0 and 1 are 0). See :func:`ptr_rdp` for the derivation.
+    (entries 0 and 1 are 0). ``log_abs_moments[j]``, if given, is a white-box upper bound on
+    ln E_{μ0}|1 − L|^j (j ≥ 2) for the add direction. See :func:`ptr_rdp` for the derivation.
     """
     j = np.arange(alpha + 1, dtype=float)
     log_c = _log_binomial(alpha, j)
@@ -377,21 +397,34 @@ def _subsampled_log_moment(log_moments: np.ndarray, q: float, alpha: int) -> flo
         log_terms = log_c + (alpha - j) * math.log1p(-q) + j * math.log(q) + c
     remove = float(special.logsumexp(log_terms))
     # Add direction: 1 + Σ_{j≥2} C(α,j) q^j (1−q)^{1−j} E_{μ0}|1 − L|^j with
-    # E|1−L|² = e^{c_2} − 1 and E|1−L|^j ≤ 1 + e^{c_j} for j ≥ 3; and the universal
+    # E|1−L|² = e^{c_2} − 1 and, for j ≥ 3, E|1−L|^j ≤ min(1 + e^{c_j},
+    # (e^{c_2} − 1) + (e^{c_j} − 1) + (j/2)·√(e^{c_2} − 1)); and the universal
     # (α−1)·ln(1/(1−q)) since μ0/Q ≤ 1/(1−q).
     jj = j[2:]
     log_abs = np.empty_like(jj)
     with np.errstate(divide="ignore"):
-        log_abs[0] = c[2] + math.log(-math.expm1(-c[2])) if c[2] > 0 else -math.inf
-    log_abs[1:] = np.logaddexp(0.0, c[3:])
+        log_chi2 = c[2] + math.log(-math.expm1(-c[2])) if c[2] > 0 else -math.inf  # ln(e^{c2}−1)
+        log_abs[0] = log_chi2
+        cj = c[3:]
+        log_excess = np.where(cj > 0, cj + np.log(-np.expm1(-np.maximum(cj, 1e-300))), -np.inf)
+        tight = special.logsumexp(
+            np.stack([np.full_like(cj, log_chi2), log_excess,
+                      np.log(jj[1:] / 2.0) + 0.5 * log_chi2]), axis=0)
+    log_abs[1:] = np.minimum(np.logaddexp(0.0, cj), tight)
+    if log_abs_moments is not None:
+        log_abs = np.minimum(log_abs, log_abs_moments[2 : alpha + 1])
     log_add_terms = log_c[2:] + jj * math.log(q) + (1 - jj) * math.log1p(-q) + log_abs
     add = float(np.logaddexp(0.0, special.logsumexp(log_add_terms)))
     add = min(add, (alpha - 1) * -math.log1p(-q))
     return max(remove, add)
 
 
-def _subsampled_curve(curve: Any, q: float, alphas: np.ndarray) -> np.ndarray:
-    """Poisson-subsampled RDP at ``alphas`` from a base curve ``curve(orders) -> ε``."""
+def _subsampled_curve(curve: Any, q: float, alphas: np.ndarray,
+                      abs_moments: Any = None) -> np.ndarray:
+    """Poisson-subsampled RDP at ``alphas`` from a base curve ``curve(orders) -> ε``.
+
+    ``abs_moments(js) -> ln bounds on E_{μ0}|1 − L|^j``, optional (white-box add direction).
+    """
     base = curve(alphas)
     if q == 1.0:
         return base
@@ -401,12 +434,15 @@ def _subsampled_curve(curve: Any, q: float, alphas: np.ndarray) -> np.ndarray:
     top = int(needed.max())
     integers = np.arange(2, top + 1, dtype=float)
     log_moments = np.concatenate([[0.0, 0.0], (integers - 1) * curve(integers)])
+    log_abs = None
+    if abs_moments is not None:
+        log_abs = np.concatenate([[math.inf, math.inf], abs_moments(integers)])
     cumulative = {1: 0.0}
     for k in needed:
         if np.isinf(log_moments[k]):
             cumulative[int(k)] = math.inf
             continue
-        cumulative[int(k)] = _subsampled_log_moment(log_moments, q, int(k))
+        cumulative[int(k)] = _subsampled_log_moment(log_moments, q, int(k), log_abs)
     out = np.empty_like(alphas)
     for i, a in enumerate(alphas):
         if math.isinf(a):
@@ -456,13 +492,30 @@ def ptr_rdp(event: PTRDpEvent, orders: Any, sampling_rate: float = 1.0) -> np.nd
          (c_0 = c_1 = 0);
        - add, with W = (μ0 − μ1)/Q, μ0/Q = 1 + qW and E_Q[W] = 0:
          E_Q[(μ0/Q)^α] ≤ 1 + Σ_{j≥2} C(α,j) q^j E_Q|W|^j, and since Q ≥ (1−q)μ0,
-         E_Q|W|^j ≤ (1−q)^{1−j} E_{μ0}|1−L|^j, with E_{μ0}(1−L)² = e^{c_2} − 1 and
-         E_{μ0}|1−L|^j ≤ E max(1, L)^j ≤ 1 + e^{c_j} for j ≥ 3;
-       - add, universal: μ0/Q ≤ 1/(1−q), so E_Q[(μ0/Q)^α] ≤ (1−q)^{−(α−1)}.
+         E_Q|W|^j ≤ (1−q)^{1−j} E_{μ0}|1−L|^j, with E_{μ0}(1−L)² = e^{c_2} − 1 and, for
+         j ≥ 3, E_{μ0}|1−L|^j ≤ E max(1, L)^j ≤ 1 + e^{c_j} and also
+         E_{μ0}|1−L|^j ≤ (e^{c_2} − 1) + (e^{c_j} − 1) + (j/2)·√(e^{c_2} − 1): on {L < 1},
+         |1−L|^j ≤ (1−L)²; on {L ≥ 1}, (L−1)^j ≤ L^j − 1, and
+         E[(L^j − 1)1{L≥1}] = E[L^j] − 1 + E[(1 − L^j)1{L<1}] with 1 − L^j ≤ j(1 − L) there
+         and E(1 − L)₊ = TV ≤ ½√(χ²) = ½√(e^{c_2} − 1) (the smaller of the two is used; the
+         second keeps the amplification at moderate q, where the constant 1 of the first
+         dominates);
+       - add, universal: μ0/Q ≤ 1/(1−q), so E_Q[(μ0/Q)^α] ≤ (1−q)^{−(α−1)};
+       - add, white box: the PTR output is a branch bit and a Gaussian, so on each branch
+         L = r·G with r the ratio of the branch's probabilities and G a Gaussian likelihood
+         ratio of shift μ (in noise units). Minkowski gives
+         ‖1 − rG‖_j ≤ |1 − r| + r‖1 − G‖_j. In case A, r ∈ [e^{−1/b}, e^{1/b}] (a
+         post-processing of the Laplace test on the sensitivity-1 Δ) and μ ≤
+         max(min(β, GS2)/σ_pass, GS1/σ_fail), so
+         E_{μ0}|1−L|^j ≤ (e^{1/b} − 1 + e^{1/b}·M_j(μ)^{1/j})^j; in case B, r = 1 on both
+         branches, so E_{μ0}|1−L|^j = δ0·M_j(GS2/σ_pass) + (1−δ0)·M_j(GS1/σ_fail). M_j(μ)
+         bounds E|1 − e^{μZ−μ²/2}|^j in closed form
+         (:func:`_log_gaussian_ratio_abs_moment`). The smallest of the bounds is used; the
+         white-box one scales like μ^j and keeps the amplification at moderate q.
 
        The remove-direction sum is the Zhu & Wang 2019 / Mironov et al. 2019 "lower bound"
-       form; the add direction is our own elementary bound (looser by the (1−q)^{1−j} and
-       1 + e^{c_j} factors, negligible for small q).
+       form; the add direction is our own bound (looser by the (1−q)^{1−j} factors and the
+       constants of M_j; the tests check it against numerical integration).
     4. *Fractional α* by convexity of (α−1)D_α in α (Hölder): linear interpolation of the
        log-moment bounds at ⌊α⌋ and ⌈α⌉ (and ε(1) ≤ ε(2)).
     5. The subsampled mechanism is never worse than the base one (joint quasi-convexity
@@ -514,7 +567,26 @@ def ptr_rdp(event: PTRDpEvent, orders: Any, sampling_rate: float = 1.0) -> np.nd
     def case_b(a: np.ndarray) -> np.ndarray:
         return _terms(event, a)[0]
 
-    sub = np.maximum(_subsampled_curve(case_a, q, alphas), _subsampled_curve(case_b, q, alphas))
+    fail, safe, unsafe = _gaussian_coefficients(event)
+    mu_fail, mu_safe = math.sqrt(2 * fail), math.sqrt(2 * safe)
+    ratio = math.exp(1.0 / event.test_scale)  # bound on each branch's probability ratio
+
+    def abs_a(j: np.ndarray) -> np.ndarray:
+        # Case A, per branch: ‖1 − rG‖_j ≤ |1 − r| + r‖1 − G‖_j (Minkowski), r ∈ [1/ratio, ratio].
+        log_m = _log_gaussian_ratio_abs_moment(j, max(mu_fail, mu_safe)) / j
+        return j * np.logaddexp(math.log(math.expm1(1.0 / event.test_scale)),
+                                math.log(ratio) + log_m)
+
+    def abs_b(j: np.ndarray) -> np.ndarray:
+        # Case B: both branch probabilities equal (δ0 and 1 − δ0), so r = 1 on each branch.
+        if math.isinf(unsafe):
+            return np.full(np.shape(j), math.inf)
+        return np.logaddexp(
+            math.log(event.delta0) + _log_gaussian_ratio_abs_moment(j, math.sqrt(2 * unsafe)),
+            math.log1p(-event.delta0) + _log_gaussian_ratio_abs_moment(j, mu_fail))
+
+    sub = np.maximum(_subsampled_curve(case_a, q, alphas, abs_a),
+                     _subsampled_curve(case_b, q, alphas, abs_b))
     return _round_up(sub)
 
 

@@ -352,8 +352,8 @@ def _log_gauss(y: np.ndarray, mean: float, sigma: float) -> np.ndarray:
     return -0.5 * ((y - mean) / sigma) ** 2 - math.log(sigma * math.sqrt(2 * math.pi))
 
 
-def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: int = 20
-                        ) -> np.ndarray:
+def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: int = 20,
+                        half_width: float = 60.0, points: int = 24001) -> np.ndarray:
     """Worst case over per-sample pairs of both Rényi directions, by numerical integration.
 
     Pairs: case B (both at Δ = 0, pass shift GS2) and case A (Δ = d, Δ′ = d ± 1, pass shift
@@ -362,7 +362,7 @@ def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: 
     """
     b, d0 = event.test_scale, event.delta0
     threshold = b * math.log(1 / (2 * d0))
-    y = np.linspace(-60, 60, 24001)
+    y = np.linspace(-half_width, half_width, points)
     dy = y[1] - y[0]
     cases = [(0, 0, event.global_sensitivity_pass)]
     shift_safe = min(event.proposed_bound, event.global_sensitivity_pass)
@@ -411,6 +411,42 @@ def test_subsampled_bound_dominates_numerical_integration(name: str, q: float) -
     for a, e, u in zip(alphas, numeric, bound):
         print(f"  alpha={a:5.2f} numeric={e:.6g} bound={u:.6g} ratio={e / u:.3f}")
     assert np.all(bound >= numeric * (1 - 1e-6)), (numeric, bound)  # quadrature error ≪ 1e-6
+
+
+# The PTR-SGD regime: small shifts relative to the noise (s = 5), a moderate sampling rate.
+# Here the white-box add-direction moments (Minkowski on each branch, closed-form Gaussian
+# likelihood-ratio moments) bind; the generic 1 + e^{c_j} bound gave no amplification at all.
+PRIVATE_EVENT = PTRDpEvent(test_scale=20.0, delta0=1e-3, proposed_bound=1.1, sigma_pass=5.5,
+                           global_sensitivity_pass=1.72, sigma_fail=5.0,
+                           global_sensitivity_fail=1.0)
+
+
+@pytest.mark.parametrize("q", [0.05, 0.2])
+def test_white_box_subsampled_bound_dominates_numerical_integration(q: float) -> None:
+    from accountants import ptr as ptr_module
+
+    event = PRIVATE_EVENT
+    alphas = np.array([2.0, 3.0, 4.0, 8.0, 12.0])
+    threshold = event.test_scale * math.log(1 / (2 * event.delta0))
+    numeric = _numeric_subsampled(event, q, alphas, max_d=int(threshold + 20 * event.test_scale),
+                                  half_width=12 * event.sigma_pass + 2, points=6001)
+    bound = ptr_rdp(event, alphas, sampling_rate=q)
+
+    # the generic (black-box) bound of the same module, without the white-box moments
+    def case_a(a):
+        return np.minimum(ptr_module._terms(event, a)[1], ptr_module._exact_test_case_a(event, a))
+
+    def case_b(a):
+        return ptr_module._terms(event, a)[0]
+
+    generic = np.maximum(ptr_module._subsampled_curve(case_a, q, alphas),
+                         ptr_module._subsampled_curve(case_b, q, alphas))
+    print(f"\n[white box, q={q}]")
+    for a, e, u, g in zip(alphas, numeric, bound, generic):
+        print(f"  alpha={a:5.2f} numeric={e:.6g} bound={u:.6g} generic={g:.6g}")
+    assert np.all(bound >= numeric * (1 - 1e-6)), (numeric, bound)
+    assert np.all(bound <= generic * (1 + 1e-9))
+    assert np.any(bound < 0.5 * generic)  # the white-box moments matter here
 
 
 def test_subsampled_bound_shape() -> None:
