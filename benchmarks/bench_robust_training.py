@@ -17,11 +17,18 @@ any bias favours PTR-SGD. Two regimes:
   accountant is the closed-form Theorem 4.3 bound;
 * ``mini``: q = 256/N, where accountants.ptr's Poisson-subsampled bound applies.
 
+Ceiling rows (ε = inf): ``clipped-sgd`` and ``trimmed-sgd`` train with the two private
+aggregates and no noise (noise multiplier 1e-12, same library code, batches and steps):
+DP-SGD's clipped mean, and PTR-SGD's pass branch (β = GS2 so every step passes) at the
+benchmark's trim and at a heavy trim of 0.3 per side. Privacy noise can only lower what they
+reach, so PTR-SGD can beat DP-SGD only if its aggregate's ceiling is above the clipped mean's
+or its noise on the aggregate is below DP-SGD's; the verdict lines print both.
+
 Prints one row per (regime, ε, method) with mean ± std test accuracy over the seeds, the
 noise multiplier, and PTR's pass rate; writes the same text to
 ``benchmarks/results/bench_robust_training.txt``.
 
-Run: ``python benchmarks/bench_robust_training.py`` (about 2-4 minutes on 2 CPU cores).
+Run: ``python benchmarks/bench_robust_training.py`` (about 5-7 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -39,13 +46,14 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from privval.robust import DPSGD, PTRSGD
+from privval.robust import DPSGD, PTRSGD, trimmed_sum_global_sensitivity
 
 DELTA = 1e-5
 CORRUPTION = 0.25
 CLIP = 1.0
 HIDDEN = 32
 TRIM = 0.02
+HEAVY_TRIM = 0.3  # a trim whose local sensitivity can fall below C/m (ceiling row only)
 BOUND_RATIO = 1.1
 REGIMES = {
     # name: (expected batch size (None = all), steps, learning rate)
@@ -113,10 +121,12 @@ def run(seeds: list[int], epsilons: list[float], regimes: list[str]) -> str:
         print(text, flush=True)
 
     means: dict[tuple, float] = {}
+    noises: dict[tuple, float] = {}
     for regime in regimes:
         m_cfg, steps, lr = REGIMES[regime]
         for eps in [None, *epsilons]:
-            methods = ["sgd"] if eps is None else ["dp-sgd", "ptr-sgd"]
+            methods = (["sgd", "clipped-sgd", "trimmed-sgd", "trimmed-sgd-0.3"] if eps is None
+                       else ["dp-sgd", "ptr-sgd"])
             for method in methods:
                 accs, passes, noise, spent = [], [], math.nan, []
                 t0 = time.perf_counter()
@@ -126,6 +136,22 @@ def run(seeds: list[int], epsilons: list[float], regimes: list[str]) -> str:
                     common = {"lr": lr, "clip_norm": CLIP, "expected_batch_size": m, "rng": seed}
                     if method == "sgd":
                         model = _non_private(x, y, seed, m, steps, lr)
+                    elif method.startswith(("clipped-sgd", "trimmed-sgd")):
+                        # The two private aggregates without their noise (s = 1e-12, through the
+                        # same library code and batches): DP-SGD's clipped mean, and PTR-SGD's
+                        # pass branch (β = GS2 makes Δ = ∞, so every step passes). Ceilings:
+                        # privacy noise can only be subtracted from what these reach.
+                        model = _model(seed)
+                        if method == "clipped-sgd":
+                            trainer = DPSGD(model, x, y, noise_multiplier=1e-12, **common)
+                        else:
+                            trim = HEAVY_TRIM if method.endswith("0.3") else TRIM
+                            gs2 = trimmed_sum_global_sensitivity(CLIP, math.floor(trim * m), m)
+                            trainer = PTRSGD(model, x, y, trim=trim, noise_multiplier=1e-12,
+                                             proposed_bound=gs2, test_scale=1.0, delta0=0.5,
+                                             **common)
+                        trainer.train(steps, progress=False)
+                        trainer.close()
                     elif method == "dp-sgd":
                         model = _model(seed)
                         trainer = DPSGD.calibrated(model, x, y, epsilon=eps, delta=DELTA, steps=steps,
@@ -143,17 +169,27 @@ def run(seeds: list[int], epsilons: list[float], regimes: list[str]) -> str:
                         trainer.close()
                     accs.append(_accuracy(model, x_te, y_te))
                 means[(regime, eps, method)] = float(np.mean(accs))
+                if method in ("dp-sgd", "ptr-sgd"):
+                    # noise std on the released aggregate, in units of the mean's GS C/m
+                    noises[(regime, eps, method)] = noise * (BOUND_RATIO if method == "ptr-sgd" else 1.0)
                 m_show = "N" if m_cfg is None else str(m_cfg)
                 row(f"{regime:6} {m_show:>5} {steps:>4} {'inf' if eps is None else f'{eps:g}':>4} "
                     f"{method:12} {np.mean(accs):9.4f} {np.std(accs):8.4f} "
-                    f"{'-' if method == 'sgd' else f'{noise:.3f}':>8} "
+                    f"{f'{noise:.3f}' if method in ('dp-sgd', 'ptr-sgd') else '-':>8} "
                     f"{f'{np.mean(passes):.2f}' if passes else '-':>9} "
                     f"{f'{max(spent):.3f}' if spent else '-':>9} {time.perf_counter() - t0:7.1f}")
     for regime in regimes:
         for eps in epsilons:
             dp, ptr = means[(regime, eps, "dp-sgd")], means[(regime, eps, "ptr-sgd")]
             row(f"# verdict {regime} eps={eps:g}: PTR-SGD {'beats' if ptr > dp else 'does NOT beat'} "
-                f"DP-SGD ({ptr:.4f} vs {dp:.4f}, difference {ptr - dp:+.4f})")
+                f"DP-SGD ({ptr:.4f} vs {dp:.4f}, difference {ptr - dp:+.4f}); noise std on the "
+                f"aggregate (units of C/m): PTR pass branch {noises[(regime, eps, 'ptr-sgd')]:.2f} "
+                f"vs DP-SGD {noises[(regime, eps, 'dp-sgd')]:.2f}")
+        clipped = means[(regime, None, "clipped-sgd")]
+        row(f"# ceiling {regime}: without noise, PTR's trimmed sum reaches "
+            f"{means[(regime, None, 'trimmed-sgd')]:.4f} (trim {TRIM}) and "
+            f"{means[(regime, None, 'trimmed-sgd-0.3')]:.4f} (trim {HEAVY_TRIM}) vs DP-SGD's "
+            f"clipped mean {clipped:.4f}")
     return "\n".join(lines) + "\n"
 
 
