@@ -97,16 +97,21 @@ def test_bad_steps() -> None:
     assert len(acc) == 0
 
 
-def test_privacy_engine_run_with_ledger(tmp_path) -> None:
-    from opacus import PrivacyEngine
-
+def _tiny_training(privacy_engine):
+    """64 examples in batches of 16, a linear model, SGD and an "evr" PrivacyEngine."""
     torch.manual_seed(0)
     x = torch.randn(64, 5)
     y = (x[:, 0] > 0).long()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
     model = torch.nn.Linear(5, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    engine = PrivacyEngine(accountant="evr")
+    return loader, model, optimizer, privacy_engine(accountant="evr")
+
+
+def test_privacy_engine_run_with_ledger(tmp_path) -> None:
+    from opacus import PrivacyEngine
+
+    loader, model, optimizer, engine = _tiny_training(PrivacyEngine)
     assert isinstance(engine.accountant, EVRAccountant)
     with Ledger(tmp_path / "l.db", record=()) as ledger:
         ledger.set_budget("train", epsilon=50.0, delta=1e-5, accountant="rdp")
@@ -140,13 +145,7 @@ def test_refused_step_leaves_no_update_and_no_noisy_gradient(tmp_path) -> None:
 
     from accountants.ledger import BudgetExceededError
 
-    torch.manual_seed(0)
-    x = torch.randn(64, 5)
-    y = (x[:, 0] > 0).long()
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
-    model = torch.nn.Linear(5, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    engine = PrivacyEngine(accountant="evr")
+    loader, model, optimizer, engine = _tiny_training(PrivacyEngine)
     with Ledger(tmp_path / "l.db", record=()) as ledger:
         event = PoissonSampledDpEvent(16 / 64, GaussianDpEvent(1.0))
         # A budget that admits exactly two steps under the ledger's RDP accountant.
