@@ -50,6 +50,7 @@ from accountants.ptr import (
     ptr_epsilon_delta,
     ptr_rdp,
     ptr_rdp_terms,
+    ptr_threshold,
 )
 from accountants.monte_carlo import (
     MonteCarloAccountant,
@@ -127,6 +128,7 @@ __all__: list[str] = [
     "ptr_epsilon_delta",
     "ptr_rdp",
     "ptr_rdp_terms",
+    "ptr_threshold",
     # accountants.monte_carlo / accountants.evr (accountants.opacus needs torch: import it directly)
     "MonteCarloAccountant",
     "MonteCarloEstimate",

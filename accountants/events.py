@@ -111,6 +111,14 @@ def _positive_int(instance: Any, attribute: attr.Attribute, value: Any) -> None:
         )
 
 
+def _test_noise(instance: Any, attribute: attr.Attribute, value: Any) -> None:
+    if value not in ("laplace", "gaussian"):
+        raise ValueError(
+            f"The '{attribute.name}' parameter of {type(instance).__name__} must be 'laplace' or "
+            f"'gaussian'. Got {value!r} instead."
+        )
+
+
 def _optional_positive_finite(instance: Any, attribute: attr.Attribute, value: Any) -> None:
     if value is not None:
         _positive_finite(instance, attribute, value)
@@ -188,7 +196,8 @@ class PTRDpEvent(DpEvent):
 
     Mechanism (Wang, Mahloujifar, Wang, Jia, Mittal 2022, arXiv 2209.07716; DESIGN.md §5):
     with Δ(D) the distance to instability of the robust target f2 for the proposed
-    local-sensitivity bound β, test ``Δ(D) + Lap(b) > B`` where ``B = b·ln(1/(2·δ0))``;
+    local-sensitivity bound β, test ``Δ(D) + Lap(b) > B`` where ``B = b·ln(1/(2·δ0))``
+    (or ``Δ(D) + N(0, b²) > B`` with ``B = b·Φ̄⁻¹(δ0)``, ``test_noise="gaussian"``);
     on pass release ``f2(D) + N(0, σ_pass²)``, on fail release ``f1(D) + N(0, σ_fail²)``
     (or ⊥ when ``sigma_fail`` is None). Δ has sensitivity 1 under the replaying accountant's
     relation; ``global_sensitivity_pass`` bounds the change of f2 outside the safe region
@@ -211,6 +220,12 @@ class PTRDpEvent(DpEvent):
         Standard deviation σ1 of the fallback's noise; None for the ⊥ fallback.
     global_sensitivity_fail : float
         Global sensitivity GS1 of the fallback f1, in [0, inf) (ignored for ⊥).
+    test_noise : {"laplace", "gaussian"}, default "laplace"
+        Noise of the test (keyword only). "laplace": ``Δ + Lap(b) > B``,
+        ``B = b·ln(1/(2·δ0))`` (Wang et al.'s test). "gaussian": ``Δ + N(0, b²) > B``,
+        ``B = b·Φ̄⁻¹(δ0)``, the same pass probability δ0 at Δ = 0 with a threshold about
+        three times lower at δ0 = 1e-8 (5.6·b instead of 17.7·b), for a test RDP α/(2b²)
+        instead of the Laplace's.
 
     Example
     -------
@@ -226,6 +241,7 @@ class PTRDpEvent(DpEvent):
     global_sensitivity_pass: float = attr.ib(validator=_non_negative)
     sigma_fail: float | None = attr.ib(validator=_optional_positive_finite)
     global_sensitivity_fail: float = attr.ib(validator=_non_negative)
+    test_noise: str = attr.ib(default="laplace", kw_only=True, validator=_test_noise)
 
     def __attrs_post_init__(self) -> None:
         if not math.isfinite(self.proposed_bound):

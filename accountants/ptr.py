@@ -8,7 +8,8 @@ arXiv 2209.07716, Algorithm 1; DESIGN.md §5) is described by
 * Δ(D), the distance to instability of a robust target f2 for a proposed local-sensitivity
   bound β, has sensitivity 1 under the neighbouring relation of the analysis;
 * test: ``Δ(D) + Lap(b) > B`` with ``B = b·ln(1/(2·δ0))``, so a dataset at distance 0 passes
-  with probability exactly δ0;
+  with probability exactly δ0 (or, with ``test_noise="gaussian"``, ``Δ(D) + N(0, b²) > B``
+  with ``B = b·Φ̄⁻¹(δ0)``: same δ0, a threshold about three times lower at small δ0);
 * pass: ``f2(D) + N(0, σ_pass²)``; fail: ``f1(D) + N(0, σ_fail²)`` or ⊥.
 
 The output analysed is the pair (branch, value), so the bounds hold for anything computed from
@@ -46,6 +47,13 @@ beyond (:func:`_exact_test_case_a`). Its maximum is ≤ composition(α) (it is t
 paper's factoring bounds), so :func:`ptr_rdp` uses max{mixture, min(composition, exact)}; the
 enumeration oracle finds this bound attained exactly on several tiny domains.
 
+**Gaussian test.** The proof above uses the test only through (i) the pass probability δ0
+at Δ = 0 and (ii) the RDP of the test noise on the sensitivity-1 Δ (post-processing to a
+Bernoulli). With ``test_noise="gaussian"`` the threshold is B = b·Φ̄⁻¹(δ0) (so (i) holds) and
+ε_Lap(α; b) is replaced by the Gaussian's α/(2b²) (so (ii) holds); the exact-test refinement
+of case A and the white-box subsampling moments of case A are Laplace-specific and are not
+used for it.
+
 Without a finite GS2 there is no finite RDP bound (case B): :func:`ptr_rdp` returns inf.
 
 Neighbouring relation: the curve holds under whichever relation Δ, β, GS1 and GS2 are stated
@@ -78,6 +86,7 @@ __all__ = [
     "ptr_rdp",
     "ptr_rdp_terms",
     "rdp_to_epsilon",
+    "ptr_threshold",
 ]
 
 logger = logging.getLogger(__name__)
@@ -206,6 +215,51 @@ def _laplace_rdp(alphas: np.ndarray, b: float) -> np.ndarray:
     return out
 
 
+def _threshold(test_scale: float, delta0: float, test_noise: str) -> float:
+    """B with P[noise > B] = δ0: b·ln(1/(2δ0)) (Laplace) or b·Φ̄⁻¹(δ0) (Gaussian).
+
+    The Gaussian quantile is rounded up by a relative 1e-12 so that floating-point error
+    never gives an unstable dataset a pass probability above δ0.
+    """
+    if test_noise == "gaussian":
+        return test_scale * float(-special.ndtri(delta0)) * (1.0 + 1e-12)
+    return test_scale * math.log(1.0 / (2.0 * delta0))
+
+
+def ptr_threshold(event: PTRDpEvent) -> float:
+    """The test threshold B of a PTR event: a dataset at distance 0 passes w.p. δ0.
+
+    ``B = b·ln(1/(2·δ0))`` for the Laplace test, ``B = b·Φ̄⁻¹(δ0)`` for the Gaussian test.
+
+    Parameters
+    ----------
+    event : PTRDpEvent
+        The PTR release.
+
+    Returns
+    -------
+    float
+        B ≥ 0.
+
+    Example
+    -------
+    >>> round(ptr_threshold(PTRDpEvent(2.0, 1e-8, 1.0, 2.0, 2.0, 2.0, 1.0)), 3)
+    35.455
+    >>> e = PTRDpEvent(2.0, 1e-8, 1.0, 2.0, 2.0, 2.0, 1.0, test_noise="gaussian")
+    >>> round(ptr_threshold(e), 3)
+    11.224
+    """
+    event = _check_event(event, "ptr_threshold")
+    return _threshold(event.test_scale, event.delta0, event.test_noise)
+
+
+def _test_rdp(alphas: np.ndarray, event: PTRDpEvent) -> np.ndarray:
+    """RDP of the test's noise on the sensitivity-1 Δ (Laplace, or Gaussian α/(2b²))."""
+    if event.test_noise == "gaussian":
+        return alphas / (2.0 * event.test_scale**2)
+    return _laplace_rdp(alphas, event.test_scale)
+
+
 @dataclass(frozen=True)
 class PTRRdpTerms:
     """The two terms of the PTR RDP bound at each order (Wang et al. 2022, Theorem 4.3).
@@ -254,10 +308,11 @@ def _terms(event: PTRDpEvent, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarra
     mixture = np.empty_like(alphas)
     inf = np.isinf(alphas)
     # α = ∞: the Gaussian's max-divergence is infinite unless its shift is 0.
-    composition[inf] = 1.0 / event.test_scale if max(fail, safe) == 0 else math.inf
+    test_inf = 1.0 / event.test_scale if event.test_noise == "laplace" else math.inf
+    composition[inf] = test_inf if max(fail, safe) == 0 else math.inf
     mixture[inf] = 0.0 if max(fail, unsafe) == 0 else math.inf
     a = alphas[~inf]
-    composition[~inf] = max(fail, safe) * a + _laplace_rdp(a, event.test_scale)
+    composition[~inf] = max(fail, safe) * a + _test_rdp(a, event)
     if math.isinf(unsafe):
         mixture[:] = math.inf
         return mixture, composition
@@ -287,10 +342,12 @@ def _exact_test_case_a(event: PTRDpEvent, alphas: np.ndarray) -> np.ndarray:
     it is at most e^{(α−1)ε_safe}(1−u)^{−(α−1)} + e^{(α−1)ε_fail}·u·e^{(α−1)/b}. Orders 1 and
     ∞ (and windows beyond 2·10^5 distances) return inf, leaving the paper's form in charge.
     """
+    out = np.full(alphas.shape, math.inf)
+    if event.test_noise != "laplace":
+        return out  # Gaussian test: the composition form (Bernoulli ∘ Gaussian on Δ) applies
     fail, safe, _ = _gaussian_coefficients(event)
     b = event.test_scale
-    threshold = b * math.log(1.0 / (2.0 * event.delta0))
-    out = np.full(alphas.shape, math.inf)
+    threshold = _threshold(b, event.delta0, "laplace")
     use = (alphas > 1) & np.isfinite(alphas)
     top = math.ceil(threshold) + math.ceil(_TAIL_NATS * b)
     if not np.any(use) or top > _MAX_WINDOW:
@@ -585,8 +642,12 @@ def ptr_rdp(event: PTRDpEvent, orders: Any, sampling_rate: float = 1.0) -> np.nd
             math.log(event.delta0) + _log_gaussian_ratio_abs_moment(j, math.sqrt(2 * unsafe)),
             math.log1p(-event.delta0) + _log_gaussian_ratio_abs_moment(j, mu_fail))
 
-    sub = np.maximum(_subsampled_curve(case_a, q, alphas, abs_a),
-                     _subsampled_curve(case_b, q, alphas, abs_b))
+    # The branch-probability ratio of the Laplace test is within e^{±1/b} for every pair of
+    # neighbouring distances; a Gaussian test's is not bounded, so its case A keeps the
+    # generic moments.
+    sub = np.maximum(
+        _subsampled_curve(case_a, q, alphas, abs_a if event.test_noise == "laplace" else None),
+        _subsampled_curve(case_b, q, alphas, abs_b))
     return _round_up(sub)
 
 
@@ -711,6 +772,15 @@ def _noise_multiplier(event: PTRDpEvent) -> float:
     return min(s_pass, s_fail)
 
 
+def _require_laplace(event: PTRDpEvent, where: str) -> None:
+    if event.test_noise != "laplace":
+        raise ValueError(
+            f"The 'event' parameter of {where} must use the Laplace test (test_noise="
+            f"'laplace'): the direct (ε, δ) analysis covers that test only. Got "
+            f"test_noise={event.test_noise!r}; use ptr_rdp / ptr_epsilon instead."
+        )
+
+
 def ptr_epsilon_delta(event: PTRDpEvent, delta_prime: float) -> tuple[float, float]:
     """Direct (ε, δ) guarantee of one PTR release (no RDP).
 
@@ -746,6 +816,7 @@ def ptr_epsilon_delta(event: PTRDpEvent, delta_prime: float) -> tuple[float, flo
     (2.754, 1.01e-06)
     """
     event = _check_event(event, "ptr_epsilon_delta")
+    _require_laplace(event, "ptr_epsilon_delta")
     dp = _check_probability(delta_prime, "delta_prime", "ptr_epsilon_delta", closed_right=False)
     eps = 1.0 / event.test_scale + _gaussian_epsilon(dp, _noise_multiplier(event))
     return eps, event.delta0 + dp
@@ -785,6 +856,7 @@ def ptr_direct_epsilon(event: PTRDpEvent, delta: float, n_compositions: int = 1)
     2.49
     """
     event = _check_event(event, "ptr_direct_epsilon")
+    _require_laplace(event, "ptr_direct_epsilon")
     d = _check_probability(delta, "delta", "ptr_direct_epsilon", closed_right=False)
     t = _check_count(n_compositions, "n_compositions", "ptr_direct_epsilon")
     left = d - t * event.delta0
@@ -854,6 +926,7 @@ def calibrate_ptr(
     test_scale_ratio: float = 1.0,
     sampling_rate: float = 1.0,
     orders: Any = None,
+    test_noise: str = "laplace",
 ) -> PTRCalibration:
     """Smallest noise for which T PTR releases are (ε, δ)-DP by the RDP accountant.
 
@@ -888,6 +961,8 @@ def calibrate_ptr(
         Poisson sampling probability per release.
     orders : array_like, optional
         Rényi orders (> 1); dp-accounting's default grid if None.
+    test_noise : {"laplace", "gaussian"}, default "laplace"
+        Noise of the test (see :class:`accountants.events.PTRDpEvent`).
 
     Returns
     -------
@@ -927,6 +1002,11 @@ def calibrate_ptr(
             f"The 'delta0' parameter of calibrate_ptr must be a float in (0, 0.5]. "
             f"Got {delta0!r} instead."
         )
+    if test_noise not in ("laplace", "gaussian"):
+        raise ValueError(
+            f"The 'test_noise' parameter of calibrate_ptr must be 'laplace' or 'gaussian'. "
+            f"Got {test_noise!r} instead."
+        )
     fixed_b = None if test_scale is None else _check_positive(test_scale, "test_scale", where)
     ratio = _check_positive(test_scale_ratio, "test_scale_ratio", where)
     q = _check_probability(sampling_rate, "sampling_rate", where, closed_right=True)
@@ -943,6 +1023,7 @@ def calibrate_ptr(
             global_sensitivity_pass=gs2,
             sigma_fail=None if gs1 is None else s * gs1,
             global_sensitivity_fail=0.0 if gs1 is None else gs1,
+            test_noise=test_noise,
         )
 
     def eps_of(s: float) -> float:
@@ -972,7 +1053,7 @@ def calibrate_ptr(
     logger.debug("calibrate_ptr: s=%g gives epsilon=%g (target %g)", hi, achieved, target)
     return PTRCalibration(
         test_scale=event.test_scale,
-        threshold=event.test_scale * math.log(1.0 / (2.0 * d0)),
+        threshold=_threshold(event.test_scale, d0, test_noise),
         sigma_pass=event.sigma_pass,
         sigma_fail=event.sigma_fail,
         delta0=d0,

@@ -48,8 +48,10 @@ from accountants.noise import (
     NoiseSource,
     gaussian_release,
     make_noise_source,
+    sample_gaussian,
     sample_laplace,
 )
+from accountants.ptr import ptr_threshold
 from privval._validation import check_choice, check_int, check_positive_float, fail
 
 __all__ = [
@@ -65,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 STATISTICS: tuple[str, ...] = ("median", "trimmed_mean")
 FALLBACKS: tuple[str, ...] = ("mean",)
+TEST_NOISES: tuple[str, ...] = ("laplace", "gaussian")
 NEIGHBORING_RELATION = "replace_one"
 
 
@@ -330,7 +333,7 @@ class _Plan:
 
 def _plan(data: Any, statistic: Any, *, bounds: Any, trim: Any, proposed_bound: Any,
           test_scale: Any, delta0: Any, sigma_pass: Any, fallback: Any, sigma_fail: Any,
-          func: str) -> _Plan:
+          func: str, test_noise: Any = "laplace") -> _Plan:
     p = _prepare(data, statistic, bounds, trim, func)
     beta = _check_bound(proposed_bound, func)
     b = check_positive_float(test_scale, "test_scale", func)
@@ -356,16 +359,18 @@ def _plan(data: Any, statistic: Any, *, bounds: Any, trim: Any, proposed_bound: 
         global_sensitivity_pass=_global_sensitivity(p, p.n - 2 * p.trim),
         sigma_fail=s1,
         global_sensitivity_fail=0.0 if s1 is None else _global_sensitivity(p, p.n),
+        test_noise=check_choice(test_noise, "test_noise", func, TEST_NOISES),
     )
-    threshold = b * math.log(1.0 / (2.0 * float(delta0)))
+    threshold = ptr_threshold(event)
     return _Plan(p, check_choice(statistic, "statistic", func, STATISTICS), fallback, event,
                  threshold)
 
 
 def _run(plan: _Plan, source: NoiseSource, ledger_entry: int | None) -> PTRRelease:
     p, event = plan.prepared, plan.event
+    draw = sample_gaussian if event.test_noise == "gaussian" else sample_laplace
     noisy_distance = _distance(p, event.proposed_bound) + float(
-        sample_laplace(event.test_scale, 1, source)[0]
+        draw(event.test_scale, 1, source)[0]  # only the pass bit leaves
     )
     passed = bool(noisy_distance > plan.threshold)
     d = p.sorted.shape[1]
@@ -517,6 +522,7 @@ def ptr_release(
     ledger: Any = None,
     dataset: str | None = None,
     purpose: str | None = None,
+    test_noise: str = "laplace",
 ) -> PTRRelease:
     """Release a median or trimmed mean by Propose-Test-Release (replace-one DP).
 
@@ -542,7 +548,7 @@ def ptr_release(
     proposed_bound : float
         β, the proposed ℓ2 local-sensitivity bound, in [0, inf).
     test_scale : float
-        Laplace scale b of the test, in (0, inf).
+        Scale b of the test noise, in (0, inf).
     delta0 : float
         Probability that a dataset at distance 0 passes, in (0, 0.5].
     sigma_pass : float
@@ -563,6 +569,10 @@ def ptr_release(
         Dataset name in the ledger; required with ``ledger``.
     purpose : str, optional
         Recorded with the charge.
+    test_noise : {"laplace", "gaussian"}, default "laplace"
+        Test noise: ``Δ + Lap(b) > b·ln(1/(2δ0))`` (Wang et al.'s test) or
+        ``Δ + N(0, b²) > b·Φ̄⁻¹(δ0)``, which passes at about a third of the distance for small
+        δ0 (accounted with the Gaussian's RDP α/(2b²); see :class:`accountants.events.PTRDpEvent`).
 
     Returns
     -------
@@ -588,7 +598,7 @@ def ptr_release(
     func = "ptr_release"
     plan = _plan(data, statistic, bounds=bounds, trim=trim, proposed_bound=proposed_bound,
                  test_scale=test_scale, delta0=delta0, sigma_pass=sigma_pass,
-                 fallback=fallback, sigma_fail=sigma_fail, func=func)
+                 fallback=fallback, sigma_fail=sigma_fail, func=func, test_noise=test_noise)
     _check_ledger(ledger, dataset, purpose, func)
     source = make_noise_source(rng)
     return _charged_run(plan, source, ledger, dataset, purpose, None)
@@ -641,6 +651,7 @@ def private_value_summary(
     ledger: Any = None,
     dataset: str | None = None,
     purpose: str | None = None,
+    test_noise: str = "laplace",
 ) -> ValueSummary:
     """A PTR release of the median or trimmed mean of each group's data values.
 
@@ -660,7 +671,7 @@ def private_value_summary(
     statistic : {"median", "trimmed_mean"}, default "trimmed_mean"
         The robust summary.
     bounds, proposed_bound, test_scale, delta0, sigma_pass, fallback, sigma_fail, trim, rng, \
-ledger, dataset, purpose
+ledger, dataset, purpose, test_noise
         As in :func:`ptr_release`, shared by all groups (trim fractions apply per group).
 
     Returns
@@ -706,7 +717,7 @@ ledger, dataset, purpose
         plans[g] = _plan(vals[labels == g], statistic, bounds=bounds, trim=trim,
                          proposed_bound=proposed_bound, test_scale=test_scale, delta0=delta0,
                          sigma_pass=sigma_pass, fallback=fallback, sigma_fail=sigma_fail,
-                         func=func)
+                         func=func, test_noise=test_noise)
     if ledger is not None and len(ids) > 1:
         # Refuse the whole summary before any group is charged (module helper's docstring).
         for g in ids:

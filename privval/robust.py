@@ -9,7 +9,8 @@ arXiv 2209.07716, §6; DESIGN.md §5, notes/ptr.md §6): each step of :class:`PT
 2. computes per-example gradients with Opacus' ``GradSampleModule`` and clips each to ℓ2 norm
    C (:math:`x_i`, rows of an (n, d) matrix, n = |T|);
 3. computes the distance to instability Δ(T) of the robust aggregate (below) for the proposed
-   bound β, tests ``Δ + Lap(b) > B = b·ln(1/(2·δ0))``;
+   bound β, tests ``Δ + Lap(b) > B = b·ln(1/(2·δ0))`` (or ``Δ + N(0, b²) > b·Φ̄⁻¹(δ0)``
+   with ``test_noise="gaussian"``);
 4. pass: releases f2(T) + N(0, (s·β)² I); fail: f1(T) + N(0, (s·C/m)² I) (both through
    :func:`accountants.noise.gaussian_release`: exact discrete Gaussian noise on a grid
    2^-30·σ fine, with the continuous Gaussian's RDP); updates θ ← θ − lr·(release);
@@ -93,8 +94,9 @@ from accountants.noise import (
     sample_gaussian,
     sample_laplace,
 )
+from accountants.ptr import ptr_threshold
 from accountants.rdp import RdpAccountant
-from privval._validation import check_int, check_positive_float, fail
+from privval._validation import check_choice, check_int, check_positive_float, fail
 
 __all__ = [
     "DPSGD",
@@ -653,7 +655,7 @@ class PTRSGD(_PoissonTrainer):
         Meaningful values lie in [C/m, GS2) (below C/m the test can never pass; at or above
         GS2 it always passes). :meth:`calibrated` takes it as ``bound_ratio``·C/m.
     test_scale : float
-        Laplace scale b of the test.
+        Scale b of the test noise.
     delta0 : float
         Pass probability of an unstable batch, in (0, 0.5].
     loss_fn : callable, optional
@@ -673,13 +675,16 @@ class PTRSGD(_PoissonTrainer):
         Refuse steps beyond this many (set by :meth:`calibrated`).
     orders : array_like, optional
         Rényi orders for the accountant (default: accountants.rdp's).
+    test_noise : {"laplace", "gaussian"}, default "laplace"
+        Test noise (see :func:`privval.ptr.ptr_release`); "gaussian" lowers the threshold B
+        about threefold at small δ0.
 
     Attributes
     ----------
     event : PTRDpEvent
         The (un-sampled) per-step PTR release.
     threshold : float
-        B = b·ln(1/(2·δ0)).
+        B = b·ln(1/(2·δ0)) (Laplace test) or b·Φ̄⁻¹(δ0) (Gaussian test).
     passes : int
         Steps that took the robust branch (a function of the private outputs).
 
@@ -718,6 +723,7 @@ class PTRSGD(_PoissonTrainer):
         purpose: str | None = None,
         max_steps: int | None = None,
         orders: Any = None,
+        test_noise: str = "laplace",
     ) -> None:
         func = self._func
         s = check_positive_float(noise_multiplier, "noise_multiplier", func)
@@ -752,8 +758,9 @@ class PTRSGD(_PoissonTrainer):
             global_sensitivity_pass=_gs2(c, self.trim, m),
             sigma_fail=s * c / m,
             global_sensitivity_fail=c / m,
+            test_noise=check_choice(test_noise, "test_noise", func, ("laplace", "gaussian")),
         )
-        self.threshold = b * math.log(1.0 / (2.0 * d0))
+        self.threshold = ptr_threshold(self.event)
         self._ledger, self._dataset, self._purpose = ledger, dataset, purpose
         self.passes = 0
 
@@ -776,6 +783,7 @@ class PTRSGD(_PoissonTrainer):
         test_scale_ratio: float = 1.0,
         delta0: float | None = None,
         orders: Any = None,
+        test_noise: str = "laplace",
         **kwargs: Any,
     ) -> PTRSGD:
         """A PTRSGD whose ``steps`` steps are (ε, δ)-DP (add/remove) by the RDP accountant.
@@ -811,13 +819,14 @@ class PTRSGD(_PoissonTrainer):
             test_scale_ratio=test_scale_ratio,
             sampling_rate=m / n_total,
             orders=orders,
+            test_noise=test_noise,
         )
         logger.info("PTRSGD.calibrated: s=%.4g b=%.4g B=%.4g eps=%.4g", cal.noise_multiplier,
                     cal.test_scale, cal.threshold, cal.epsilon)
         return cls(model, x, y, lr=lr, clip_norm=c, expected_batch_size=m, trim=t,
                    noise_multiplier=cal.noise_multiplier, proposed_bound=min(beta, gs2),
                    test_scale=cal.test_scale, delta0=cal.delta0, max_steps=steps,
-                   orders=orders, **kwargs)
+                   orders=orders, test_noise=test_noise, **kwargs)
 
     def _events(self) -> DpEvent:
         return PoissonSampledDpEvent(self.sampling_rate, self.event)
@@ -893,7 +902,8 @@ class PTRSGD(_PoissonTrainer):
         e, m, t, c = self.event, self.expected_batch_size, self.trim, self.clip_norm
         x = np.sort(grads, axis=0)
         distance = _distance(x, e.proposed_bound, c, t, m)
-        noisy = distance + float(sample_laplace(e.test_scale, 1, self._source)[0])
+        draw = sample_gaussian if e.test_noise == "gaussian" else sample_laplace
+        noisy = distance + float(draw(e.test_scale, 1, self._source)[0])  # only the bit leaves
         passed = bool(noisy > self.threshold)
         # gaussian_release: exact discrete Gaussian noise on a 2^-30·σ grid with the
         # continuous Gaussian's RDP for changes up to the stated sensitivity and beyond

@@ -49,6 +49,7 @@ leaves = st.one_of(
         st.one_of(st.just(math.inf), st.floats(min_value=0.0, max_value=1e3)),
         st.one_of(st.none(), pos),
         st.floats(min_value=0.0, max_value=1e3),
+        test_noise=st.sampled_from(["laplace", "gaussian"]),
     ),
     st.just(NoOpDpEvent()),
     st.just(NonPrivateDpEvent()),
@@ -95,6 +96,16 @@ def test_dict_form_is_versioned_and_named():
             "event": {"type": "accountants.DiscreteGaussianDpEvent", "sigma": 2.0, "sensitivity": 3},
         },
     }
+
+
+def test_ptr_event_without_test_noise_field_reads_as_laplace():
+    # documents written before the field existed (e.g. older ledger rows) keep their meaning
+    text = ('{"schema_version": 1, "event": {"type": "accountants.PTRDpEvent", "test_scale": 1.0,'
+            ' "delta0": 1e-6, "proposed_bound": 0.5, "sigma_pass": 2.0,'
+            ' "global_sensitivity_pass": 1.0, "sigma_fail": null, "global_sensitivity_fail": 0.0}}')
+    assert from_json(text).test_noise == "laplace"
+    with pytest.raises(ValueError, match="test_noise"):
+        PTRDpEvent(1.0, 1e-6, 0.5, 2.0, 1.0, None, 0.0, test_noise="cauchy")
 
 
 def test_ptr_event_infinite_sensitivity_round_trips():

@@ -18,7 +18,7 @@ import dp_accounting
 import numpy as np
 import pytest
 from dp_accounting.rdp import rdp_privacy_accountant
-from scipy import special
+from scipy import special, stats
 
 from accountants.events import PTRDpEvent
 from accountants.ptr import (
@@ -30,6 +30,7 @@ from accountants.ptr import (
     ptr_epsilon_delta,
     ptr_rdp,
     ptr_rdp_terms,
+    ptr_threshold,
     rdp_to_epsilon,
 )
 
@@ -89,6 +90,22 @@ def _pass_probability(d: np.ndarray, b: float, threshold: float) -> np.ndarray:
     return np.where(np.isinf(d), 1.0, np.where(d <= threshold, below, above))
 
 
+def _gaussian_pass_probability(d: np.ndarray, b: float, threshold: float) -> np.ndarray:
+    """P[d + N(0, b²) > B] = Φ((d − B)/b), exactly (d = inf passes surely)."""
+    d = np.asarray(d, dtype=float)
+    with np.errstate(invalid="ignore"):
+        p = special.ndtr((d - threshold) / b)
+    return np.where(np.isinf(d), 1.0, p)
+
+
+def _pass_for(event: PTRDpEvent):
+    """The pass-probability function of the event's test and its threshold, from scipy."""
+    b, d0 = event.test_scale, event.delta0
+    if event.test_noise == "gaussian":
+        return _gaussian_pass_probability, b * float(stats.norm.isf(d0))
+    return _pass_probability, b * math.log(1 / (2 * d0))
+
+
 def _exact_worst_rdp(p: np.ndarray, shift_pass: np.ndarray, sigma_pass: float,
                      shift_fail: np.ndarray | None, sigma_fail: float | None,
                      pairs: np.ndarray, alphas: np.ndarray) -> np.ndarray:
@@ -115,10 +132,11 @@ def _exact_worst_rdp(p: np.ndarray, shift_pass: np.ndarray, sigma_pass: float,
     return np.array(out)
 
 
-def _exact_ptr(world: _World, event: PTRDpEvent, alphas: np.ndarray) -> np.ndarray:
-    b, d0 = event.test_scale, event.delta0
-    threshold = b * math.log(1 / (2 * d0))
-    p = _pass_probability(world.delta, b, threshold)
+def _exact_ptr(world: _World, event: PTRDpEvent, alphas: np.ndarray,
+               noise_scale: float | None = None) -> np.ndarray:
+    """Exact worst case; ``noise_scale`` overrides the test noise's scale (negative control)."""
+    pass_probability, threshold = _pass_for(event)
+    p = pass_probability(world.delta, noise_scale or event.test_scale, threshold)
     i, j = world.pairs[:, 0], world.pairs[:, 1]
     return _exact_worst_rdp(
         p, world.f2[i] - world.f2[j], event.sigma_pass,
@@ -128,9 +146,9 @@ def _exact_ptr(world: _World, event: PTRDpEvent, alphas: np.ndarray) -> np.ndarr
 
 
 def _event(world: _World, *, b: float, delta0: float, beta: float, sigma_pass: float,
-           sigma_fail: float | None) -> PTRDpEvent:
+           sigma_fail: float | None, test_noise: str = "laplace") -> PTRDpEvent:
     return PTRDpEvent(b, delta0, beta, sigma_pass, world.gs2, sigma_fail,
-                      world.gs1 if sigma_fail is not None else 0.0)
+                      world.gs1 if sigma_fail is not None else 0.0, test_noise=test_noise)
 
 
 # Configurations: (n, domain, t, beta, b, delta0, sigma_pass, sigma_fail)
@@ -166,6 +184,55 @@ def test_bound_dominates_exact_worst_case_over_all_neighbouring_pairs(name: str)
         print(f"  alpha={a:6.2f} exact={e:12.6f} bound={u:12.6f} exact/bound={e / u:.4f}")
     assert np.all(np.isfinite(bound))
     assert np.all(bound >= exact * (1 - 1e-9)), (exact, bound)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_gaussian_test_bound_dominates_exact_worst_case(name: str) -> None:
+    """The same exhaustive oracle for the Gaussian test (pass probability Φ((Δ − B)/b))."""
+    n, domain, t, beta, b, d0, s2, s1 = CONFIGS[name]
+    world = _world(n, domain, t, beta)
+    event = _event(world, b=b, delta0=d0, beta=beta, sigma_pass=s2, sigma_fail=s1,
+                   test_noise="gaussian")
+    exact = _exact_ptr(world, event, ALPHAS)
+    bound = ptr_rdp(event, ALPHAS)
+    assert np.all(np.isfinite(bound))
+    assert np.all(bound >= exact * (1 - 1e-9)), (exact, bound)
+    # the library's threshold gives an unstable dataset a pass probability of at most δ0
+    threshold = ptr_threshold(event)
+    assert threshold == pytest.approx(b * stats.norm.isf(d0), rel=1e-9)
+    assert stats.norm.sf(threshold / b) <= d0
+
+
+def test_gaussian_test_oracle_catches_a_test_noisier_than_declared() -> None:
+    # Negative control: noise 2b with the threshold for b passes unstable data far more
+    # often than δ0, which the mixture term does not cover.
+    n, domain, t, beta, b, d0, s2, s1 = CONFIGS["median n=5 (notes §9 reference)"]
+    world = _world(n, domain, t, beta)
+    event = _event(world, b=b, delta0=d0, beta=beta, sigma_pass=s2, sigma_fail=s1,
+                   test_noise="gaussian")
+    broken = _exact_ptr(world, event, ALPHAS, noise_scale=2 * b)
+    assert np.any(broken > ptr_rdp(event, ALPHAS) * 1.01)
+
+
+def test_gaussian_threshold_is_lower_and_direct_analysis_refuses_it() -> None:
+    lap = PTRDpEvent(2.0, 1e-8, 1.0, 2.0, 2.0, 2.0, 1.0)
+    gau = PTRDpEvent(2.0, 1e-8, 1.0, 2.0, 2.0, 2.0, 1.0, test_noise="gaussian")
+    assert ptr_threshold(lap) == pytest.approx(2.0 * math.log(1 / 2e-8))
+    assert ptr_threshold(gau) < ptr_threshold(lap) / 3
+    # same mixture term (δ0), composition with the Gaussian's α/(2b²) instead of ε_Lap
+    tl, tg = ptr_rdp_terms(lap, ALPHAS), ptr_rdp_terms(gau, ALPHAS)
+    np.testing.assert_allclose(tg.mixture, tl.mixture)
+    np.testing.assert_allclose(tg.composition, ALPHAS / 8 + ALPHAS / 8, rtol=1e-9)
+    for call in (lambda: ptr_epsilon_delta(gau, 1e-6), lambda: ptr_direct_epsilon(gau, 1e-5)):
+        with pytest.raises(ValueError, match="Laplace test"):
+            call()
+    cal = calibrate_ptr(2.0, 1e-5, 10, proposed_bound=0.1, global_sensitivity_pass=1.0,
+                        global_sensitivity_fail=0.2, test_noise="gaussian")
+    assert cal.event.test_noise == "gaussian" and cal.epsilon <= 2.0
+    assert cal.threshold == pytest.approx(ptr_threshold(cal.event))
+    with pytest.raises(ValueError, match="'test_noise'"):
+        calibrate_ptr(2.0, 1e-5, proposed_bound=0.1, global_sensitivity_pass=1.0,
+                      test_noise="uniform")
 
 
 def test_oracle_reproduces_independent_reference_values() -> None:
@@ -360,8 +427,8 @@ def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: 
     min(β, GS2)); fallback shift GS1. Output (bit, y); μ0 = M(T), μ1 = M(T ∪ {z}),
     mix = (1−q)μ0 + qμ1; integrate ∫mix^α μ0^{1−α} and ∫μ0^α mix^{1−α} per branch.
     """
-    b, d0 = event.test_scale, event.delta0
-    threshold = b * math.log(1 / (2 * d0))
+    b = event.test_scale
+    pass_probability, threshold = _pass_for(event)
     y = np.linspace(-half_width, half_width, points)
     dy = y[1] - y[0]
     cases = [(0, 0, event.global_sensitivity_pass)]
@@ -370,12 +437,14 @@ def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: 
         cases += [(d, d + 1, shift_safe), (d + 1, d, shift_safe)]
     worst = np.full(len(alphas), -np.inf)
     for d_0, d_1, shift in cases:
-        p0, p1 = _pass_probability(np.array([d_0, d_1]), b, threshold)
+        p0, p1 = pass_probability(np.array([d_0, d_1]), b, threshold)
+        # 1 − p without cancellation: P[noise ≤ B − d] = P[−noise > d − B] by symmetry
+        f0, f1 = pass_probability(-np.array([d_0, d_1], dtype=float), b, -threshold)
         branches = [(p0, p1, shift, event.sigma_pass)]
         if event.sigma_fail is None:
-            branches.append((1 - p0, 1 - p1, None, None))
+            branches.append((f0, f1, None, None))
         else:
-            branches.append((1 - p0, 1 - p1, event.global_sensitivity_fail, event.sigma_fail))
+            branches.append((f0, f1, event.global_sensitivity_fail, event.sigma_fail))
         for k, a in enumerate(alphas):
             forward, backward = [], []
             for w0, w1, s, sig in branches:
@@ -397,6 +466,9 @@ def _numeric_subsampled(event: PTRDpEvent, q: float, alphas: np.ndarray, max_d: 
 SUB_EVENTS = {
     "gaussian fallback": PTRDpEvent(1.0, 1e-4, 1.0, 1.5, 3.0, 1.5, 1.0),
     "bottom fallback": PTRDpEvent(2.0, 1e-3, 0.5, 1.0, 2.0, None, 0.0),
+    "gaussian test": PTRDpEvent(1.0, 1e-4, 1.0, 1.5, 3.0, 1.5, 1.0, test_noise="gaussian"),
+    "gaussian test, bottom": PTRDpEvent(2.0, 1e-3, 0.5, 1.0, 2.0, None, 0.0,
+                                        test_noise="gaussian"),
 }
 
 

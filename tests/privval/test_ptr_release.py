@@ -202,6 +202,34 @@ def test_pass_rate_matches_the_laplace_tail(beta, distance):
     assert lo <= passes <= hi, (d, p, passes / trials)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("beta", "distance"), [(4.0, 0), (12.0, 2), (35.0, 4)])
+def test_pass_rate_matches_the_gaussian_tail(beta, distance):
+    """test_noise="gaussian": P[pass] = Φ((Δ − B)/b) with B = b·Φ̄⁻¹(δ0) (scipy's quantile)."""
+    x = np.array([10, 20, 30, 40, 45, 50, 55, 60, 70, 80, 90], dtype=float)
+    b, delta0 = 1.5, 0.05
+    threshold = b * stats.norm.isf(delta0)  # ≈ 2.47, vs the Laplace test's 3.45
+    d = distance_to_instability(x, statistic="median", proposed_bound=beta, bounds=(0, 100))
+    assert d == distance
+    trials = 4000
+    releases = [ptr_release(x, "median", bounds=(0, 100), proposed_bound=beta, test_scale=b,
+                            delta0=delta0, sigma_pass=1.0, fallback=None, rng=seed,
+                            test_noise="gaussian") for seed in range(trials)]
+    assert releases[0].event.test_noise == "gaussian"
+    assert releases[0].threshold == pytest.approx(threshold, rel=1e-9)
+    passes = sum(r.passed for r in releases)
+    p = float(stats.norm.cdf((d - threshold) / b))
+    lo, hi = stats.binom.ppf(ALPHA / 2, trials, p), stats.binom.isf(ALPHA / 2, trials, p)
+    assert lo <= passes <= hi, (d, p, passes / trials)
+
+
+def test_unknown_test_noise_is_refused():
+    with pytest.raises(ValueError, match="'test_noise'"):
+        ptr_release(np.arange(11.0), "median", bounds=(0, 100), proposed_bound=4.0,
+                    test_scale=1.0, delta0=1e-3, sigma_pass=1.0, fallback=None,
+                    test_noise="cauchy")
+
+
 def test_released_noise_has_the_stated_variance_in_each_branch():
     rng = np.random.default_rng(5)
     data = rng.normal(0.0, 1.0, size=(401, 3))

@@ -432,6 +432,33 @@ def test_unstable_batches_pass_with_probability_delta0(torch_mod):
 
 
 @torch_mark
+def test_gaussian_test_unstable_batches_pass_with_probability_delta0(torch_mod):
+    """The Gaussian test: threshold b·Φ̄⁻¹(δ0), so Δ = 0 passes w.p. δ0 too."""
+    sgd = _ptr(torch_mod, proposed_bound=0.01, delta0=0.25, lr=1e-6, rng=8,
+               test_noise="gaussian")
+    assert sgd.event.test_noise == "gaussian"
+    assert sgd.threshold == pytest.approx(1.0 * stats.norm.isf(0.25), rel=1e-9)
+    steps = 400
+    sgd.train(steps)
+    assert stats.binomtest(sgd.passes, steps, 0.25).pvalue > ALPHA
+    np.testing.assert_allclose(sgd.accountant.rdp,
+                               steps * ptr_rdp(sgd.event, sgd.accountant.orders, 0.5), rtol=1e-9)
+
+
+@torch_mark
+def test_calibrated_gaussian_test_meets_target(torch_mod):
+    from privval.robust import PTRSGD
+
+    model, x, y = _problem(torch_mod)
+    sgd = PTRSGD.calibrated(model, x, y, epsilon=3.0, delta=1e-5, steps=3, lr=0.5, clip_norm=1.0,
+                            expected_batch_size=20, trim=2, rng=1, test_noise="gaussian")
+    sgd.train(3)
+    assert sgd.event.test_noise == "gaussian" and sgd.epsilon(1e-5) <= 3.0
+    with pytest.raises(ValueError, match="'test_noise'"):
+        _ptr(torch_mod, test_noise="student")
+
+
+@torch_mark
 def test_seeded_runs_reproduce_and_secure_runs_are_not_seeded(torch_mod):
     a, b = _ptr(torch_mod, rng=3), _ptr(torch_mod, rng=3)
     a.train(3)
