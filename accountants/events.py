@@ -225,7 +225,8 @@ class PTRDpEvent(DpEvent):
         ``B = b·ln(1/(2·δ0))`` (Wang et al.'s test). "gaussian": ``Δ + N(0, b²) > B``,
         ``B = b·Φ̄⁻¹(δ0)``, the same pass probability δ0 at Δ = 0 with a threshold about
         three times lower at δ0 = 1e-8 (5.6·b instead of 17.7·b), for a test RDP α/(2b²)
-        instead of the Laplace's.
+        instead of the Laplace's (which is capped at 1/b, so the Gaussian test costs more at
+        small b and about the same at large b).
 
     Example
     -------
