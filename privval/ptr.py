@@ -366,6 +366,18 @@ def _plan(data: Any, statistic: Any, *, bounds: Any, trim: Any, proposed_bound: 
                  threshold)
 
 
+def _pass_sensitivity(event: PTRDpEvent) -> float:
+    """S for the pass branch's gaussian_release: min(β, GS2), or GS2 when β = 0.
+
+    With β = 0 a safe neighbour has exactly the same f2 (so the same rounded centre and no
+    divergence at all), and S = GS2 covers the unsafe case; gaussian_release needs S > 0.
+    """
+    sens = min(event.proposed_bound, event.global_sensitivity_pass)
+    if sens > 0:
+        return sens
+    return event.global_sensitivity_pass if event.global_sensitivity_pass > 0 else 1.0
+
+
 def _run(plan: _Plan, source: NoiseSource, ledger_entry: int | None) -> PTRRelease:
     p, event = plan.prepared, plan.event
     draw = sample_gaussian if event.test_noise == "gaussian" else sample_laplace
@@ -380,9 +392,8 @@ def _run(plan: _Plan, source: NoiseSource, ledger_entry: int | None) -> PTRRelea
     # unsafe case), and it has no floating-point noise to leak through low-order bits.
     if passed:
         centre = p.sorted[p.trim : p.n - p.trim].mean(axis=0)
-        value: Any = gaussian_release(
-            centre, event.sigma_pass,
-            min(event.proposed_bound, event.global_sensitivity_pass), source)
+        value: Any = gaussian_release(centre, event.sigma_pass, _pass_sensitivity(event),
+                                      source)
     elif plan.fallback == "mean":
         value = gaussian_release(p.sorted.mean(axis=0), event.sigma_fail,
                                  event.global_sensitivity_fail, source)

@@ -223,6 +223,17 @@ def test_pass_rate_matches_the_gaussian_tail(beta, distance):
     assert lo <= passes <= hi, (d, p, passes / trials)
 
 
+def test_zero_proposed_bound_passing_releases_a_finite_value():
+    # β = 0: unstable data pass w.p. δ0 = 0.5; the pass branch must still release (its
+    # gaussian_release sensitivity falls back to GS2), not crash after the charge.
+    x = np.random.default_rng(0).uniform(0, 100, 200)
+    releases = [ptr_release(x, "median", bounds=(0, 100), proposed_bound=0.0, test_scale=1.0,
+                            delta0=0.5, sigma_pass=5.0, sigma_fail=5.0, rng=seed)
+                for seed in range(20)]
+    assert any(r.passed for r in releases)
+    assert all(np.isfinite(r.value) for r in releases)
+
+
 def test_unknown_test_noise_is_refused():
     with pytest.raises(ValueError, match="'test_noise'"):
         ptr_release(np.arange(11.0), "median", bounds=(0, 100), proposed_bound=4.0,
