@@ -558,12 +558,21 @@ def sample_laplace(scale: float, size: int | tuple[int, ...], source: NoiseSourc
 _GRID_BITS = 30  # grid step γ ≤ σ·2^-30: the release is N_Z on a grid 10^9 times finer than σ
 
 
-def _grid_exponent(sigma: float, vmax: float, grid_bits: int) -> int:
-    """e with γ = 2^e ≤ σ·2^-grid_bits, raised until |value|/γ < 2^52 (exact in float64)."""
-    e = math.frexp(sigma)[1] - 1 - grid_bits  # σ ∈ [2^(e+grid_bits), 2^(e+grid_bits+1))
-    if vmax > 0:
-        e = max(e, math.frexp(vmax)[1] - 52)
-    return e
+def _grid_exponent(sigma: float, grid_bits: int) -> int:
+    """e with γ = 2^e ≤ σ·2^-grid_bits: a function of σ alone, never of the value."""
+    return math.frexp(sigma)[1] - 1 - grid_bits  # σ ∈ [2^(e+grid_bits), 2^(e+grid_bits+1))
+
+
+def _centres(v: np.ndarray, e: int) -> tuple[np.ndarray, bool]:
+    """round(v/2^e) exactly: int64 when every |v/2^e| < 2^52, else Python ints (objects)."""
+    with np.errstate(over="ignore"):
+        scaled = np.ldexp(v.reshape(-1), -e)
+    if np.all(np.abs(scaled) < 2.0**52):
+        return np.rint(scaled).astype(np.int64), True
+    # Exact rational arithmetic: a float is a dyadic rational, so v/2^e is exact and its
+    # rounding (half to even, as np.rint) is an exact integer of any size.
+    unit = Fraction(2) ** e
+    return np.array([round(Fraction(float(x)) / unit) for x in v.reshape(-1)], dtype=object), False
 
 
 def gaussian_release(
@@ -579,8 +588,11 @@ def gaussian_release(
 
     Output ``γ·(round(v/γ) + Z)`` with ``Z`` exact discrete Gaussian noise
     ``N_Z(0, (σ′/γ)²)`` per coordinate (:func:`sample_discrete_gaussian`), on the grid
-    γ = 2^e ≤ σ·2^-30 (a power of two, so v/γ, the rounding and γ·k are exact in float64),
-    with ``σ′ = σ·(1 + γ√d/S)``, S = ``sensitivity``, d = the number of coordinates.
+    γ = 2^e ≤ σ·2^-30 chosen from σ alone (a power of two, so v/γ and its rounding are
+    exact; centres beyond 2^52 grid steps are kept as exact Python integers), with
+    ``σ′ = σ·(1 + γ√d/S)``, S = ``sensitivity``, d = the number of coordinates. The grid
+    must not depend on the value: a value-dependent grid would make the set of possible
+    outputs differ between neighbours (infinite divergence).
 
     **Guarantee.** If ‖v − v′‖₂ ≤ G for some G ≥ 0, the Rényi divergence of order α between
     the releases of v and v′ is at most α·max(G, S)²/(2σ²), the continuous Gaussian
@@ -607,9 +619,10 @@ def gaussian_release(
     Returns
     -------
     numpy.ndarray of float64
-        Same shape as ``value``; every entry is an integer multiple of γ. The noise standard
-        deviation is within a factor 1 + 2^-30·(σ/S)·√d of σ while
-        max|value| < 2^21·σ (larger values get a coarser grid and a larger factor).
+        Same shape as ``value``: γ·k for the released integer k, which is exact while
+        |k| < 2^53 (about |value| < 2^23·σ) and otherwise the float nearest to γ·k (a
+        post-processing of k). The noise standard deviation is within a factor
+        1 + 2^-30·(σ/S)·√d of σ.
 
     Raises
     ------
@@ -639,7 +652,7 @@ def gaussian_release(
         )
     source = _check_source(source, owner)
     d = max(int(v.size), 1)
-    e = _grid_exponent(float(sigma), float(np.max(np.abs(v), initial=0.0)), _grid_bits)
+    e = _grid_exponent(float(sigma), _grid_bits)
     gamma = math.ldexp(1.0, e)
     scale = float(sigma)
     if _inflate:
@@ -647,9 +660,15 @@ def gaussian_release(
         up = math.inf
         ratio = math.nextafter(math.nextafter(gamma * math.sqrt(d), up) / float(sensitivity), up)
         scale = math.nextafter(float(sigma) * math.nextafter(1.0 + ratio, up), up)
-    centre = np.rint(np.ldexp(v, -e)).astype(np.int64)
-    noise = sample_discrete_gaussian(math.ldexp(scale, -e), max(int(v.size), 1), source)
-    return np.ldexp((centre.reshape(-1) + noise[: v.size]).astype(np.float64), e).reshape(v.shape)
+    centre, small = _centres(v, e)
+    noise = sample_discrete_gaussian(math.ldexp(scale, -e), d, source)[: v.size]
+    total = centre + noise
+    if small and np.all(np.abs(total) < 2**53):
+        out = np.ldexp(total.astype(np.float64), e)
+    else:  # exact integers, then the float nearest to γ·k (post-processing)
+        unit = Fraction(2) ** e
+        out = np.array([float(int(k) * unit) for k in total], dtype=np.float64)
+    return out.reshape(v.shape)
 
 
 def _check_positive_float(value: Any, name: str, owner: str) -> None:

@@ -33,7 +33,7 @@ def _log_pmf(scale: float, support: np.ndarray) -> np.ndarray:
 def _exact_renyi(v: np.ndarray, w: np.ndarray, sigma: float, s: float, alpha: float,
                  grid_bits: int, inflate: bool = True) -> float:
     """Exact D_α(release(v) ‖ release(w)) for vectors, as the sum over coordinates."""
-    e = _grid_exponent(sigma, float(max(np.abs(v).max(), np.abs(w).max())), grid_bits)
+    e = _grid_exponent(sigma, grid_bits)
     gamma = math.ldexp(1.0, e)
     d = v.size
     scale = sigma * (1 + gamma * math.sqrt(d) / s) if inflate else sigma
@@ -69,7 +69,7 @@ def test_negative_control_without_inflation_breaks_the_bound() -> None:
     # Values that straddle rounding boundaries: γ = 0.25, S/γ = 1.2, but v/γ = 0.45 rounds to
     # 0 and w/γ = 1.65 rounds to 2, an integer shift of 2 > 1.2.
     sigma, s, alpha = 1.0, 0.3, 4.0
-    e = _grid_exponent(sigma, 1.0, 2)
+    e = _grid_exponent(sigma, 2)
     gamma = math.ldexp(1.0, e)
     assert gamma == 0.25
     v = np.array([gamma * 0.45])
@@ -84,7 +84,7 @@ def test_outputs_on_the_grid_and_distribution_matches_the_gaussian() -> None:
     sigma = 0.7
     values = np.full(40_000, 3.25)
     out = gaussian_release(values, sigma, 1.0, make_noise_source(11))
-    e = _grid_exponent(sigma, 3.25, 30)
+    e = _grid_exponent(sigma, 30)
     assert np.all(np.ldexp(out, -e) == np.rint(np.ldexp(out, -e)))
     # Kolmogorov-Smirnov against N(3.25, σ²): the grid is 2^-31 σ fine, so the continuous
     # reference fits; false-alarm rate 1e-6 at the fixed seed.
@@ -104,9 +104,24 @@ def test_shapes_seeding_and_scalar() -> None:
                               gaussian_release(np.zeros(8), 1.0, 1.0))
 
 
-def test_huge_values_coarsen_the_grid_and_stay_exact() -> None:
-    out = gaussian_release([1e30, -1e30], 1.0, 1.0, make_noise_source(0))
-    assert np.all(np.isfinite(out)) and np.allclose(out, [1e30, -1e30], rtol=1e-12)
+def test_grid_does_not_depend_on_the_value() -> None:
+    # Regression (found in review): the grid was coarsened for |value| > 2^21·σ, so two
+    # neighbours either side of 2^22 (σ = S = 1, G = 0.5) had disjoint output sets: one
+    # released only even multiples of 2^-30, the other odd ones half the time.
+    src = make_noise_source(0)
+    odd = []
+    for v in (2.0**22 - 0.25, 2.0**22 + 0.25):
+        k = np.ldexp(gaussian_release(np.full(4000, v), 1.0, 1.0, src), 30)
+        assert np.all(k == np.rint(k))  # on the same 2^-30 grid
+        odd.append(int(np.sum(np.mod(k, 2) == 1)))
+    for count in odd:  # parity of the released integer is a fair coin for both
+        assert stats.binomtest(count, 4000, 0.5).pvalue > 1e-6
+
+
+def test_huge_values_stay_exact_integers_then_round() -> None:
+    out = gaussian_release([1e30, -1e30, 3.0], 1.0, 1.0, make_noise_source(0))
+    assert np.all(np.isfinite(out)) and np.allclose(out, [1e30, -1e30, 3.0], rtol=1e-12, atol=10)
+    assert gaussian_release([1e300], 1e-300, 1.0, make_noise_source(0))[0] == pytest.approx(1e300)
 
 
 @pytest.mark.parametrize("kwargs, name", [
