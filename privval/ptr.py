@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 STATISTICS: tuple[str, ...] = ("median", "trimmed_mean")
 FALLBACKS: tuple[str, ...] = ("mean",)
 TEST_NOISES: tuple[str, ...] = ("laplace", "gaussian")
+MIN_DELTA0 = 1e-12
+"""Smallest δ0 a release accepts: the test's floating-point noise (53-bit uniforms) has tails
+that are exact only down to about 1e-16, so smaller pass probabilities are refused."""
 NEIGHBORING_RELATION = "replace_one"
 
 
@@ -339,8 +342,9 @@ def _plan(data: Any, statistic: Any, *, bounds: Any, trim: Any, proposed_bound: 
     b = check_positive_float(test_scale, "test_scale", func)
     if isinstance(delta0, bool) or not isinstance(delta0, numbers.Real):
         fail("delta0", func, "a float in (0, 0.5]", delta0, error=TypeError)
-    if not 0 < delta0 <= 0.5:
-        fail("delta0", func, "a float in (0, 0.5]", delta0)
+    if not MIN_DELTA0 <= delta0 <= 0.5:
+        fail("delta0", func, f"a float in [{MIN_DELTA0:g}, 0.5] (the test's noise is drawn "
+             "from 53-bit uniforms and cannot resolve smaller tail probabilities)", delta0)
     s2 = check_positive_float(sigma_pass, "sigma_pass", func)
     if fallback is not None:
         fallback = check_choice(fallback, "fallback", func, FALLBACKS)

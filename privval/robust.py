@@ -166,10 +166,14 @@ def _check_bound(value: Any, name: str, func: str) -> float:
 
 
 def _check_delta0(value: Any, func: str) -> float:
+    from privval.ptr import MIN_DELTA0
+
+    requirement = (f"a float in [{MIN_DELTA0:g}, 0.5] (the test's noise is drawn from 53-bit "
+                   "uniforms and cannot resolve smaller tail probabilities)")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        fail("delta0", func, "a float in (0, 0.5]", value, error=TypeError)
-    if not 0 < value <= 0.5:
-        fail("delta0", func, "a float in (0, 0.5]", value)
+        fail("delta0", func, requirement, value, error=TypeError)
+    if not MIN_DELTA0 <= value <= 0.5:
+        fail("delta0", func, requirement, value)
     return float(value)
 
 

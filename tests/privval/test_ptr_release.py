@@ -398,6 +398,8 @@ GOOD = {"bounds": (0, 1), "proposed_bound": 0.1, "test_scale": 1.0, "delta0": 1e
         ({"test_scale": 0.0}, "test_scale"),
         ({"delta0": 0.7}, "delta0"),
         ({"delta0": 0.0}, "delta0"),
+        # below 1e-12 the floating-point test noise cannot resolve the tail (review finding)
+        ({"delta0": 1e-15}, "delta0"),
         ({"sigma_pass": -2.0}, "sigma_pass"),
         ({"sigma_fail": None}, "sigma_fail"),
         ({"fallback": None}, "sigma_fail"),

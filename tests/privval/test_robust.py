@@ -529,6 +529,7 @@ def test_dp_sgd_noise_comes_from_the_noise_source(torch_mod, monkeypatch):
         ({"proposed_bound": 0.0}, "proposed_bound", ValueError),
         ({"test_scale": math.inf}, "test_scale", ValueError),
         ({"delta0": 0.7}, "delta0", ValueError),
+        ({"delta0": 1e-15}, "delta0", ValueError),
         ({"trim": 0.5}, "trim", ValueError),
         ({"expected_batch_size": 41}, "expected_batch_size", ValueError),
         ({"dataset": "train"}, "dataset", ValueError),  # no ledger: nothing would be charged
