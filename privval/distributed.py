@@ -1091,11 +1091,7 @@ def dask_dp_tknn_shapley(
     func = "dask_dp_tknn_shapley"
     xv, yv = _check_val(x_val, y_val, func)
     metric = check_metric(metric, func)
-    if isinstance(tau, str):
-        tau_source = check_choice(tau, "tau", func, ("auto", "private"))
-    else:
-        tau = check_tau(tau, func)
-        tau_source = "given"
+    tau, tau_source = pv._check_tau_choice(tau, func)
     eps = pv._check_epsilon(epsilon, func)
     dlt = pv._check_delta(delta, func)
     from privval._validation import check_fraction

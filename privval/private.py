@@ -552,6 +552,13 @@ def _uniform_u32(source: NoiseSource, size: int) -> np.ndarray:
     return source.words((size + 1) // 2).view(np.uint32)[:size]
 
 
+def _check_tau_choice(tau: Any, func: str) -> tuple[Any, str]:
+    """(tau, source): "auto" or "private" for a string, else a validated float and "given"."""
+    if isinstance(tau, str):
+        return tau, check_choice(tau, "tau", func, ("auto", "private"))
+    return check_tau(tau, func), "given"
+
+
 def _noise(sigma: float, shape: tuple[int, int], noise: str, source: NoiseSource) -> np.ndarray:
     if noise == "discrete_gaussian":
         return sample_discrete_gaussian(sigma, shape, source)
@@ -849,11 +856,7 @@ def dp_tknn_shapley(
     func = "dp_tknn_shapley"
     xt, yt, xv, yv = check_train_val(x_train, y_train, x_val, y_val, func)
     metric = check_metric(metric, func)
-    if isinstance(tau, str):
-        tau_source = check_choice(tau, "tau", func, ("auto", "private"))
-    else:
-        tau = check_tau(tau, func)
-        tau_source = "given"
+    tau, tau_source = _check_tau_choice(tau, func)
     epsilon = _check_epsilon(epsilon, func)
     delta = _check_delta(delta, func)
     q = DEFAULT_SAMPLING_RATE if sampling_rate is None else check_fraction(

@@ -97,6 +97,7 @@ from accountants.noise import (
 from accountants.ptr import ptr_threshold
 from accountants.rdp import RdpAccountant
 from privval._validation import check_choice, check_int, check_positive_float, fail
+from privval.ptr import MIN_DELTA0
 
 __all__ = [
     "DPSGD",
@@ -166,8 +167,6 @@ def _check_bound(value: Any, name: str, func: str) -> float:
 
 
 def _check_delta0(value: Any, func: str) -> float:
-    from privval.ptr import MIN_DELTA0
-
     requirement = (f"a float in [{MIN_DELTA0:g}, 0.5] (the test's noise is drawn from 53-bit "
                    "uniforms and cannot resolve smaller tail probabilities)")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
