@@ -10,11 +10,19 @@ from accountants.accountant import (
     register_accountant,
 )
 from accountants.calibrate import calibrate
+from accountants.lattice import (
+    LatticeGaussian,
+    analytic_gaussian_delta,
+    analytic_gaussian_noise_multiplier,
+    calibrate_lattice_gaussian,
+)
 from accountants.pld import PldAccountant
 from accountants.rdp import RdpAccountant
 from accountants.noise import (
     NoiseSource,
     gaussian_release,
+    lattice_for,
+    lattice_release,
     make_noise_source,
     sample_discrete_gaussian,
     sample_discrete_laplace,
@@ -111,12 +119,19 @@ __all__: list[str] = [
     "RdpAccountant",
     "PldAccountant",
     "calibrate",
+    # accountants.lattice
+    "LatticeGaussian",
+    "analytic_gaussian_delta",
+    "analytic_gaussian_noise_multiplier",
+    "calibrate_lattice_gaussian",
     # accountants.noise
     "NoiseSource",
     "make_noise_source",
     "sample_discrete_gaussian",
     "sample_discrete_laplace",
     "gaussian_release",
+    "lattice_for",
+    "lattice_release",
     "sample_gaussian",
     "sample_laplace",
     # accountants.ptr

@@ -22,7 +22,8 @@ callers that need continuous noise. It is *floating-point* noise: its low-order 
 exactly distributed, which can leak information (Mironov 2012, "On significance of the least
 significant bits for differential privacy"). Prefer the integer samplers for counts, and
 :func:`gaussian_release` to release a real-valued statistic with Gaussian-mechanism RDP and no
-floating-point noise.
+floating-point noise, or :func:`lattice_release` (with :func:`lattice_for`) to release it as an
+exactly accounted ``DiscreteGaussianDpEvent`` on a grid.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from scipy import special
 __all__ = [
     "NoiseSource",
     "gaussian_release",
+    "lattice_for",
+    "lattice_release",
     "make_noise_source",
     "sample_discrete_gaussian",
     "sample_discrete_laplace",
@@ -638,18 +641,7 @@ def gaussian_release(
     owner = "gaussian_release"
     _check_positive_float(sigma, "sigma", owner)
     _check_positive_float(sensitivity, "sensitivity", owner)
-    try:
-        v = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"The 'value' parameter of {owner} must be an array of finite reals. "
-            f"Got {value!r} instead."
-        ) from None
-    if not np.all(np.isfinite(v)):
-        raise ValueError(
-            f"The 'value' parameter of {owner} must be an array of finite reals. "
-            f"Got {value!r} instead."
-        )
+    v = _finite_array(value, owner)
     source = _check_source(source, owner)
     d = max(int(v.size), 1)
     e = _grid_exponent(float(sigma), _grid_bits)
@@ -660,8 +652,13 @@ def gaussian_release(
         up = math.inf
         ratio = math.nextafter(math.nextafter(gamma * math.sqrt(d), up) / float(sensitivity), up)
         scale = math.nextafter(float(sigma) * math.nextafter(1.0 + ratio, up), up)
+    return _lattice_noise(v, math.ldexp(scale, -e), e, source)
+
+
+def _lattice_noise(v: np.ndarray, sigma_steps: float, e: int, source: NoiseSource) -> np.ndarray:
+    """γ·(round(v/γ) + N_Z(0, sigma_steps²)) per coordinate, γ = 2^e, computed exactly."""
     centre, small = _centres(v, e)
-    noise = sample_discrete_gaussian(math.ldexp(scale, -e), d, source)[: v.size]
+    noise = sample_discrete_gaussian(sigma_steps, max(int(v.size), 1), source)[: v.size]
     total = centre + noise
     if small and np.all(np.abs(total) < 2**53):
         out = np.ldexp(total.astype(np.float64), e)
@@ -669,6 +666,102 @@ def gaussian_release(
         unit = Fraction(2) ** e
         out = np.array([float(int(k) * unit) for k in total], dtype=np.float64)
     return out.reshape(v.shape)
+
+
+_LATTICE_BITS = 8  # S/γ in [2^8, 2^9): the +1 of the rounding costs at most 0.4% of S
+
+
+def lattice_for(sensitivity: float, resolution_bits: int = _LATTICE_BITS) -> tuple[int, int]:
+    """Grid and integer sensitivity for releasing an S-sensitive scalar on a lattice.
+
+    Returns ``(e, K)``: the grid γ = 2^e with S/γ in [2^b, 2^(b+1)) (b = ``resolution_bits``),
+    a function of S alone, and ``K = ⌊S/γ⌋ + 1``. If |v − v′| ≤ S then
+    |round(v/γ) − round(v′/γ)| ≤ K: the rounded values differ by less than S/γ + 1 and by an
+    integer. So :func:`lattice_release` with grid exponent e is the discrete Gaussian
+    mechanism on an integer query of sensitivity K, accounted exactly by
+    ``DiscreteGaussianDpEvent(sigma_steps, K)`` (post-processed by the exact scaling by γ).
+
+    Parameters
+    ----------
+    sensitivity : float
+        S in (0, inf): the largest change of the released value between neighbours.
+    resolution_bits : int, default 8
+        b in [1, 30]; larger b makes the rounding cheaper (K ≤ (1 + 2^-b)·S/γ) and the
+        accounting slower (the discrete Gaussian's support grows as 2^b).
+
+    Example
+    -------
+    >>> lattice_for(1.0)
+    (-8, 257)
+    >>> lattice_for(0.3)
+    (-10, 308)
+    """
+    owner = "lattice_for"
+    _check_positive_float(sensitivity, "sensitivity", owner)
+    if (isinstance(resolution_bits, bool) or not isinstance(resolution_bits, numbers.Integral)
+            or not 1 <= resolution_bits <= 30):
+        raise ValueError(f"The 'resolution_bits' parameter of {owner} must be an int in "
+                         f"[1, 30]. Got {resolution_bits!r} instead.")
+    e = math.frexp(float(sensitivity))[1] - 1 - int(resolution_bits)
+    return e, int(math.floor(math.ldexp(float(sensitivity), -e))) + 1
+
+
+def lattice_release(value: Any, sigma_steps: float, exponent: int,
+                    source: NoiseSource | None = None) -> np.ndarray:
+    """Release ``γ·(round(v/γ) + Z)``, Z ~ N_Z(0, sigma_steps²) per coordinate, γ = 2^exponent.
+
+    The rounding is exact (γ is a power of two) and the noise is the exact discrete Gaussian
+    (:func:`sample_discrete_gaussian`), so no floating-point noise leaves the function. With
+    ``(exponent, K) = lattice_for(S)`` and a value whose neighbours differ by at most S in
+    one coordinate, this is ``DiscreteGaussianDpEvent(sigma_steps, K)``; the grid must come
+    from public quantities (S), never from the value, or neighbours could have disjoint
+    output sets.
+
+    Parameters
+    ----------
+    value : array_like
+        Finite real values (any shape).
+    sigma_steps : float
+        Scale of the discrete Gaussian in grid steps, in (0, 2**40].
+    exponent : int
+        e of the grid γ = 2^e, in [-1000, 1000].
+    source : NoiseSource, optional
+        Randomness; default the OS CSPRNG.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        Same shape as ``value``: γ·k for the released integer k (the float nearest to γ·k
+        once |k| ≥ 2^53, a post-processing of k).
+
+    Example
+    -------
+    >>> e, k = lattice_for(1.0)
+    >>> out = lattice_release([0.3, -1.2], 4.0 * k, e, make_noise_source(0))
+    >>> out.shape, bool(np.all(np.ldexp(out, -e) == np.rint(np.ldexp(out, -e))))
+    ((2,), True)
+    """
+    owner = "lattice_release"
+    _check_positive_float(sigma_steps, "sigma_steps", owner)
+    if (isinstance(exponent, bool) or not isinstance(exponent, numbers.Integral)
+            or not -1000 <= exponent <= 1000):
+        raise ValueError(f"The 'exponent' parameter of {owner} must be an int in "
+                         f"[-1000, 1000]. Got {exponent!r} instead.")
+    v = _finite_array(value, owner)
+    return _lattice_noise(v, float(sigma_steps), int(exponent), _check_source(source, owner))
+
+
+def _finite_array(value: Any, owner: str) -> np.ndarray:
+    try:
+        v = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or not np.all(np.isfinite(v)):
+        raise ValueError(
+            f"The 'value' parameter of {owner} must be an array of finite reals. "
+            f"Got {value!r} instead."
+        )
+    return v
 
 
 def _check_positive_float(value: Any, name: str, owner: str) -> None:

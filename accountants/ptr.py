@@ -744,8 +744,9 @@ def ptr_epsilon(
 # --------------------------------------------------------------------------- direct (ε, δ)
 def _gaussian_delta(eps: float, s: float) -> float:
     """Exact δ(ε) of the Gaussian mechanism with noise multiplier s (Balle & Wang 2018)."""
-    a = 0.5 / s
-    return float(special.ndtr(a - s * eps) - math.exp(eps) * special.ndtr(-a - s * eps))
+    from accountants.lattice import analytic_gaussian_delta
+
+    return analytic_gaussian_delta(eps, s)
 
 
 def _gaussian_epsilon(delta: float, s: float) -> float:

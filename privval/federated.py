@@ -29,8 +29,11 @@ compose in parallel and releases of one participant sequentially):
   public noisy counts, a record's value lies in ``[lo, hi]`` with ``lo = Σ_v min(0, B_v)`` and
   ``hi = Σ_v max(0, A_v)`` (``A_v``/``B_v`` the value of an added matching/non-matching record;
   divided by T for ``reduce="mean"``), so adding or removing one record changes the sum by at
-  most ``Δ = max(hi, -lo)``: the Gaussian mechanism with noise ``z·Δ``, ``z`` calibrated to the
-  score's (ε, δ). Neighbouring relation: add/remove one record.
+  most ``Δ = max(hi, -lo)``. The sum is released by the lattice Gaussian mechanism
+  (:mod:`accountants.lattice`): rounded to a power-of-two grid γ chosen from Δ, with exact
+  discrete Gaussian noise, charged as ``DiscreteGaussianDpEvent(σ_Z, ⌊Δ/γ⌋ + 1)`` whose (ε, δ)
+  the PLD accountant checks; no floating-point noise is released. The noise scale is within
+  0.4% of the continuous Gaussian's ``z·Δ``. Neighbouring relation: add/remove one record.
 * ``method="trimmed_mean"`` / ``"median"``: a robust summary of the record values released by
   Propose-Test-Release (:func:`privval.ptr.private_value_summary`, Wang et al. 2022) on the
   declared range ``[lo, hi]``. PTR's analysis is replace-one (participant sizes public), so
@@ -252,12 +255,13 @@ class Participant:
                  f"({sorted(self._rounds)})", round_id)
         return self._rounds[round_id]
 
-    def _release_sum(self, round_id: int, noise_std: float) -> float:
-        """Noisy sum of the score values (the coordinator has charged the ledger already)."""
-        from accountants.noise import make_noise_source, sample_gaussian
+    def _release_sum(self, round_id: int, mechanism: Any) -> float:
+        """Noisy sum of the score values through a calibrated
+        :class:`accountants.lattice.LatticeGaussian` (the coordinator has charged the ledger)."""
+        from accountants.noise import make_noise_source
 
         total = float(np.sum(self._score_values(round_id, "Participant._release_sum")))
-        return total + float(sample_gaussian(noise_std, 1, make_noise_source(self._gen))[0])
+        return float(mechanism.release(total, make_noise_source(self._gen)))
 
     def _release_robust(self, round_id: int, **ptr_kwargs: Any) -> Any:
         """PTR release of a robust summary of the score values, charged with this scope."""
@@ -346,7 +350,8 @@ class ParticipantScore:
     sensitivity : float
         Δ of the sum (sum) or the proposed local-sensitivity bound β (PTR).
     noise_scale : float
-        Standard deviation of the Gaussian noise (pass branch for PTR).
+        Scale of the Gaussian noise (pass branch for PTR); for the sum, γ·σ_Z of the lattice
+        Gaussian, an upper bound on the noise's standard deviation.
     value_range : tuple of float
         ``(lo, hi)``: the public range of one record's score value.
     passed : bool or None
@@ -791,7 +796,7 @@ class Coordinator:
             for p in parts:
                 if method == "sum":
                     _refuse_if_over(self.ledger, self.dataset,
-                                    ev.GaussianDpEvent(gaussian_noise_multiplier(eps, dlt)),
+                                    _sum_mechanism(eps, dlt, lo, hi).event,
                                     relation=_RELATION, scope=p.participant_id)
                 else:
                     kwargs = self._robust_kwargs(p, method, eps, dlt, lo, hi, trim, frac)[0]
@@ -808,25 +813,24 @@ class Coordinator:
 
     def _score_sum(self, round_: FederatedRound, p: Participant, eps: float, dlt: float,
                    lo: float, hi: float, purpose: str | None) -> ParticipantScore:
-        from accountants import events as ev
-
         sens = max(hi, -lo)
-        z = gaussian_noise_multiplier(eps, dlt)
-        event = ev.GaussianDpEvent(z)
-        std = z * sens
+        mech = _sum_mechanism(eps, dlt, lo, hi)
         entry_id = None
         if self.ledger is None:
-            value = p._release_sum(round_.round_id, std)
+            value = p._release_sum(round_.round_id, mech)
         else:
-            with self.ledger.charge(self.dataset, event, sensitivity=sens, sampling="none",
-                                    seeded=p.seeded, purpose=purpose, scope=p.participant_id,
-                                    details={"mechanism": "federated participant score (sum)",
+            with self.ledger.charge(self.dataset, mech.event, sensitivity=mech.sensitivity,
+                                    sampling="none", seeded=p.seeded, purpose=purpose,
+                                    scope=p.participant_id,
+                                    details={"mechanism": "federated participant score (sum, "
+                                                          "lattice Gaussian)",
                                              "round": round_.round_id,
-                                             "value_range": [lo, hi]}) as entry:
-                value = p._release_sum(round_.round_id, std)
+                                             "value_range": [lo, hi], "grid": mech.grid,
+                                             "grid_steps": mech.steps}) as entry:
+                value = p._release_sum(round_.round_id, mech)
             entry_id = int(entry.id)
-        return ParticipantScore(p.participant_id, "sum", value, eps, dlt, _RELATION, sens, std,
-                                (lo, hi), None, entry_id)
+        return ParticipantScore(p.participant_id, "sum", value, eps, dlt, _RELATION, sens,
+                                mech.noise_scale, (lo, hi), None, entry_id)
 
     @staticmethod
     def _robust_kwargs(p: Participant, method: str, eps: float, dlt: float, lo: float,
@@ -862,37 +866,28 @@ class Coordinator:
 
 
 @functools.lru_cache(maxsize=64)
+def _sum_mechanism(eps: float, dlt: float, lo: float, hi: float) -> Any:
+    """The lattice Gaussian of a participant's ``method="sum"`` score: sensitivity max(hi, −lo)
+    (1 where that is 0: the sum is then 0 on every dataset), (ε, δ) checked by PLD."""
+    from accountants.lattice import calibrate_lattice_gaussian
+
+    sens = max(hi, -lo)
+    return calibrate_lattice_gaussian(eps, dlt, sens if sens > 0 else 1.0, accountant="pld")
+
+
 def gaussian_noise_multiplier(epsilon: float, delta: float) -> float:
     """Smallest noise multiplier z of the Gaussian mechanism that is (ε, δ)-DP, from the exact
-    curve δ(ε) = Φ(μ/2 - ε/μ) - e^ε Φ(-μ/2 - ε/μ), μ = 1/z (Balle & Wang 2018, Thm. 8).
-
-    Bisection on z; the returned z meets the target (the upper end of the final bracket).
+    curve δ(ε) = Φ(μ/2 - ε/μ) - e^ε Φ(-μ/2 - ε/μ), μ = 1/z (Balle & Wang 2018, Thm. 8); see
+    :func:`accountants.lattice.analytic_gaussian_noise_multiplier`.
 
     Example
     -------
     >>> round(gaussian_noise_multiplier(1.0, 1e-5), 3)
     3.731
     """
-    from scipy.special import log_ndtr
+    from accountants.lattice import analytic_gaussian_noise_multiplier
 
-    def delta_of(z: float) -> float:
-        mu = 1.0 / z
-        a = log_ndtr(mu / 2 - epsilon / mu)
-        b = epsilon + log_ndtr(-mu / 2 - epsilon / mu)
-        return float(np.exp(a) * -np.expm1(b - a)) if a > b else 0.0
-
-    lo, hi = 1e-3, 1.0
-    while delta_of(hi) > delta:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if delta_of(mid) > delta:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * hi:
-            break
-    return hi
+    return analytic_gaussian_noise_multiplier(epsilon, delta)
 
 
 # --------------------------------------------------------------------------- simulation

@@ -329,22 +329,13 @@ def _secant_sigma(make: Callable[[float], DpEvent], epsilon: float, delta: float
 def _gaussian_sigma(epsilon: float, delta: float, steps: int) -> float | None:
     """σ of ``steps`` composed Gaussian mechanisms (sensitivity 1) that is exactly (ε, δ)-DP.
 
-    The composition is μ-GDP with μ = √steps/σ, and δ(ε) = Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2)
-    (Balle & Wang 2018; Dong, Roth, Su 2019). Used only to bracket the search.
+    The composition is μ-GDP with μ = √steps/σ, i.e. one Gaussian with noise multiplier
+    σ/√steps (:func:`accountants.lattice.analytic_gaussian_noise_multiplier`). Used only to
+    bracket the search.
     """
-    from scipy import optimize, special
+    from accountants.lattice import analytic_gaussian_noise_multiplier
 
-    def excess(log_mu: float) -> float:
-        mu = math.exp(log_mu)
-        a = special.log_ndtr(-epsilon / mu + mu / 2)
-        b = epsilon + special.log_ndtr(-epsilon / mu - mu / 2)
-        return (a + math.log1p(-math.exp(min(b - a, 0.0)))) - math.log(delta) if b < a else -math.inf
-
-    try:
-        log_mu = optimize.brentq(excess, -20.0, 10.0, xtol=1e-10)
-    except ValueError:
-        return None
-    return math.sqrt(steps) / math.exp(log_mu)
+    return math.sqrt(steps) * analytic_gaussian_noise_multiplier(float(epsilon), float(delta))
 
 
 def _event_factory(kind: str, params: tuple) -> Callable[[float], DpEvent]:
@@ -926,6 +917,14 @@ def dp_tknn_shapley(
     return release
 
 
+@functools.lru_cache(maxsize=32)
+def _knn_mechanism(epsilon: float, delta: float, sensitivity: float, accountant: str) -> Any:
+    """The calibrated lattice Gaussian of :func:`dp_knn_shapley` (cached: PLD checks cost)."""
+    from accountants.lattice import calibrate_lattice_gaussian
+
+    return calibrate_lattice_gaussian(epsilon, delta, sensitivity, accountant=accountant)
+
+
 def dp_knn_shapley(
     x_train: Any,
     y_train: Any,
@@ -952,11 +951,14 @@ def dp_knn_shapley(
     The baseline DP-TKNN-Shapley is compared with (Wang et al. 2023, arXiv 2308.15709,
     App. B.4). Hard-label KNN-Shapley (Jia et al. 2019) of one record for one validation point
     changes by at most ``1/(k(k+1))`` when another record is added or removed (DESIGN.md §4;
-    checked by exhaustive search in the tests). Each owner's per-validation-point value gets
-    independent Gaussian noise with standard deviation ``σ/(k(k+1))``; over T validation points
-    this is ``SelfComposed(Gaussian(σ), T)`` **for one owner's view**. Owners' noises are
-    independent, so a coalition of m owners sees m·T such releases: there is no collusion
-    resistance (``guarantee.collusion_resistant`` is False). Noise is floating-point.
+    checked by exhaustive search in the tests), so an owner's sum over T validation points
+    changes by at most S = T/(k(k+1)). Each owner's sum is released by the lattice Gaussian
+    mechanism (:mod:`accountants.lattice`): rounded to a power-of-two grid γ chosen from S,
+    plus exact discrete Gaussian noise, i.e. ``DiscreteGaussianDpEvent(σ_Z, ⌊S/γ⌋ + 1)``
+    **for one owner's view** (the continuous ``SelfComposed(Gaussian(σ), T)`` up to the
+    rounding's ≤ 0.4%; no floating-point noise is released). Owners' noises are independent,
+    so a coalition of m owners sees m such releases: there is no collusion resistance
+    (``guarantee.collusion_resistant`` is False).
 
     Parameters
     ----------
@@ -976,7 +978,8 @@ def dp_knn_shapley(
     Returns
     -------
     ValuationRelease
-        ``noisy_counts`` is None; ``noise_scale`` is the noise multiplier σ.
+        ``noisy_counts`` is None; ``noise_scale`` is the equivalent per-validation-point
+        noise multiplier σ = γσ_Z/(Δ√T) (the sum's noise scale is σΔ√T).
 
     Raises
     ------
@@ -1013,26 +1016,29 @@ def dp_knn_shapley(
     _, _, c = _encode(yt, yv, n_classes, func)
     source = make_noise_source(rng)
     used = _select_validation(m, t_used, source)
-    cal = _calibrate("knn", (t_used,), epsilon, delta, accountant, source)
-    guarantee = PrivacyGuarantee(epsilon=cal.epsilon, delta=cal.delta, accountant=cal.accountant,
-                                 event_json=to_json(cal.event), collusion_resistant=False)
     sensitivity = 1.0 / (k * (k + 1))
-    details = {"mechanism": "dp_knn_shapley", "k": k, "noise_multiplier": cal.sigma,
+    # One owner's sum over the T validation points moves by at most T·Δ: released by the
+    # lattice Gaussian (exact discrete noise on a grid chosen from T·Δ, no float noise).
+    mech = _knn_mechanism(epsilon, delta, t_used * sensitivity, accountant)
+    noise_multiplier = mech.noise_scale / (sensitivity * math.sqrt(t_used))
+    guarantee = PrivacyGuarantee(epsilon=mech.epsilon_checked, delta=delta,
+                                 accountant=accountant, event_json=to_json(mech.event),
+                                 collusion_resistant=False)
+    details = {"mechanism": "dp_knn_shapley (lattice Gaussian)", "k": k,
+               "noise_multiplier": noise_multiplier, "grid": mech.grid,
                "n_val_used": t_used, "view": "one owner (no collusion resistance)"}
-    with _charged(ledger, dataset, cal.event, sensitivity=sensitivity, sampling="none",
-                  seeded=source.seeded, purpose=purpose, certificate=None,
+    with _charged(ledger, dataset, mech.event, sensitivity=t_used * sensitivity,
+                  sampling="none", seeded=source.seeded, purpose=purpose, certificate=None,
                   details=details) as entry:
         sums = knn_shapley(xt, yt, xv[used], yv[used], k=k, metric=metric, n_classes=c,
                            reduce="sum", chunk_size=chunk_size, progress=progress)
-        # The sum of T independent N(0, (σΔ)²) draws is one N(0, T(σΔ)²) draw per owner.
-        noise = sample_gaussian(cal.sigma * sensitivity * math.sqrt(t_used), xt.shape[0], source)
-        values = np.asarray(sums, dtype=np.float64) + noise
+        values = mech.release(np.asarray(sums, dtype=np.float64), source)
         if reduce == "mean":
             values /= t_used
         values.flags.writeable = False
         used.flags.writeable = False
         release = ValuationRelease(
-            values=values, guarantee=guarantee, noise_scale=cal.sigma, sampling_rate=1.0,
+            values=values, guarantee=guarantee, noise_scale=noise_multiplier, sampling_rate=1.0,
             noisy_counts=None, validation_indices=used, tau=None, tau_source="none",
             n_classes=c, reduce=reduce, max_contributions=None, ledger_entry=_entry_id(entry),
             seeded=source.seeded)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from dp_accounting.pld import privacy_loss_distribution as pldm
+
 from accountants.events import from_json
 from accountants.ledger import Ledger
 from privval.datasets import load_dataset
@@ -134,7 +136,7 @@ def test_one_count_charge_per_round_and_scores_compose_in_parallel(setup, tmp_pa
     assert spent < every.get_epsilon(1e-4)
 
 
-def test_score_sensitivity_bound_and_noise_calibration(setup):
+def test_score_sensitivity_bound_and_noise_calibration(setup, tmp_path):
     xs, ys, xv, yv = setup
     parts = _participants(xs, ys)
     coord = Coordinator(xv, yv, tau=TAU, epsilon=5.0, delta=1e-5, accountant="rdp",
@@ -147,11 +149,32 @@ def test_score_sensitivity_bound_and_noise_calibration(setup):
         assert np.all(vals >= lo - 1e-15) and np.all(vals <= hi + 1e-15)
         np.testing.assert_allclose(p._score_values(rnd.round_id, "test"), vals, rtol=1e-10,
                                    atol=1e-14)
+    ledger = Ledger(tmp_path / "fed.sqlite")
+    ledger.set_budget("fed", epsilon=100.0, delta=1e-4, accountant="pld")
+    coord.ledger, coord.dataset = ledger, "fed"
     scores = coord.score_participants(rnd, parts, epsilon=1.0, delta=1e-5)
     z = gaussian_noise_multiplier(1.0, 1e-5)
-    for s in scores.values():
-        assert s.sensitivity == pytest.approx(max(hi, -lo))
-        assert s.noise_scale == pytest.approx(z * s.sensitivity)
+    sens = max(hi, -lo)
+    # The sum is released on a power-of-two grid gamma with S/gamma in [256, 512) (from S alone).
+    gamma = 2.0 ** (math.frexp(sens)[1] - 9)
+    steps = math.floor(sens / gamma) + 1
+    for p, s in zip(parts, scores.values()):
+        assert s.sensitivity == pytest.approx(sens)
+        # Within the rounding's +1 step (<= 0.4%) of the continuous Gaussian's z*S, never below.
+        assert z * sens <= s.noise_scale <= z * sens * (1 + 1 / 256) * (1 + 2**-11)
+        on_grid = s.value / gamma
+        assert on_grid == round(on_grid) and s.value != np.sum(p._score_values(rnd.round_id, "t"))
+        event = {h.id: h for h in ledger.history("fed")}[s.ledger_entry].event_json["event"]
+        assert event["type"] == "accountants.DiscreteGaussianDpEvent"
+        assert event["sensitivity"] == steps and event["sigma"] * gamma == s.noise_scale
+        # Oracle, independent of our PLD wrapper: dp-accounting's discrete Gaussian PLD of the
+        # charged event meets (1, 1e-5); 1% less noise does not.
+        pld = pldm.from_discrete_gaussian_mechanism(event["sigma"], sensitivity=steps,
+                                                    value_discretization_interval=1e-4)
+        assert pld.get_epsilon_for_delta(1e-5) <= 1.0 + 1e-3
+        less = pldm.from_discrete_gaussian_mechanism(0.99 * event["sigma"], sensitivity=steps,
+                                                     value_discretization_interval=1e-4)
+        assert less.get_epsilon_for_delta(1e-5) > 1.0
     # Oracle: the exact Gaussian curve (Balle & Wang 2018) at z meets delta, at 0.999 z it fails.
     def delta_at(zz, eps=1.0):
         return norm.cdf(-eps * zz + 0.5 / zz) - math.exp(eps) * norm.cdf(-eps * zz - 0.5 / zz)

@@ -435,11 +435,22 @@ def test_dp_knn_shapley_is_calibrated_per_owner_and_reduces_to_knn_shapley(rng):
     xt, yt, xv, yv = _blobs(rng, 150, 20)
     rel = dp_knn_shapley(xt, yt, xv, yv, k=5, epsilon=1.0, delta=1e-5, rng=16)
     event = _event(rel)
-    assert event["count"] == 20 and event["event"]["type"] == "dp_accounting.GaussianDpEvent"
-    pld = pldm.from_gaussian_mechanism(event["event"]["noise_multiplier"],
-                                       value_discretization_interval=1e-4,
-                                       use_connect_dots=True).self_compose(20)
-    assert pld.get_epsilon_for_delta(1e-5) == pytest.approx(rel.guarantee.epsilon, rel=0.01)
+    # One owner's sum over T = 20 points moves by S = 20/30: the lattice Gaussian on the grid
+    # gamma = 2^e with S/gamma in [256, 512), integer sensitivity floor(S/gamma) + 1.
+    s_sum = 20 / 30
+    gamma = 2.0 ** (math.frexp(s_sum)[1] - 9)
+    assert event["type"] == "accountants.DiscreteGaussianDpEvent"
+    assert event["sensitivity"] == math.floor(s_sum / gamma) + 1
+    # Oracle: dp-accounting's own discrete Gaussian PLD meets the claim, which is within 1% of
+    # the continuous SelfComposed(Gaussian(sigma), 20) at the reported noise multiplier.
+    own = pldm.from_discrete_gaussian_mechanism(event["sigma"], sensitivity=event["sensitivity"],
+                                                value_discretization_interval=1e-4)
+    assert own.get_epsilon_for_delta(1e-5) <= rel.guarantee.epsilon + 1e-3 <= 1.0 + 1e-3
+    cont = pldm.from_gaussian_mechanism(rel.noise_scale, value_discretization_interval=1e-4,
+                                        use_connect_dots=True).self_compose(20)
+    assert cont.get_epsilon_for_delta(1e-5) == pytest.approx(rel.guarantee.epsilon, rel=0.01)
+    steps = rel.values * 20 / gamma
+    assert np.all(np.abs(steps - np.rint(steps)) < 1e-6)  # on the grid (up to the /T)
     assert not rel.guarantee.collusion_resistant and rel.noisy_counts is None
     exact = knn_shapley(xt, yt, xv, yv, k=5, n_classes=2)
     # Per-owner noise of the mean: N(0, (σ/(k(k+1)))² / T); standardised residuals ~ N(0, 1).
