@@ -31,6 +31,9 @@ from scipy import special
 from accountants.events import DiscreteGaussianDpEvent
 from accountants.noise import NoiseSource, lattice_for, lattice_release
 
+_MAX_SIGMA_STEPS = 2.0**40  # the exact sampler's largest scale
+_MAX_PLD_SIGMA_STEPS = 2.0**19  # dp-accounting's discrete Gaussian PLD: ~10 s at this scale
+
 __all__ = [
     "LatticeGaussian",
     "analytic_gaussian_delta",
@@ -147,7 +150,7 @@ def _check(value: Any, name: str, low: float, high: float, low_open: bool, high_
 
 def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float, *,
                                accountant: str = "pld",
-                               resolution_bits: int = 8) -> LatticeGaussian:
+                               resolution_bits: int | None = None) -> LatticeGaussian:
     """The smallest (to 2^-12 relative) lattice Gaussian mechanism meeting (ε, δ).
 
     Starts from the continuous Gaussian's exact noise multiplier z (K·z grid steps), checks
@@ -165,8 +168,11 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     accountant : str, default "pld"
         A registered accountant that supports ``DiscreteGaussianDpEvent`` (``"pld"``,
         ``"rdp"``).
-    resolution_bits : int, default 8
-        Grid resolution (:func:`accountants.noise.lattice_for`).
+    resolution_bits : int, optional
+        Grid resolution b (:func:`accountants.noise.lattice_for`): the rounding costs at most
+        a factor 1 + 2^-b of noise. Default: 8, lowered for very small ε (noise multiplier
+        z > 256) so that the discrete Gaussian has at most about 2^17 steps of scale
+        (the PLD check's time grows with it): 2^-b ≤ z/2^16.
 
     Returns
     -------
@@ -192,13 +198,22 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     if not isinstance(accountant, str):
         raise ValueError("The 'accountant' parameter of calibrate_lattice_gaussian must be a "
                          f"registered accountant name. Got {accountant!r} instead.")
+    z = analytic_gaussian_noise_multiplier(eps, dlt)
+    if resolution_bits is None:
+        resolution_bits = max(1, min(8, int(math.floor(math.log2(2.0**16 / z)))))
     exponent, steps = lattice_for(sens, resolution_bits)
+    limit, why = ((_MAX_PLD_SIGMA_STEPS, "the exact PLD check (use accountant='rdp')")
+                  if accountant == "pld" else (_MAX_SIGMA_STEPS, "the exact sampler"))
+    if steps * z * 2.0 > limit:
+        raise ValueError("The 'epsilon' parameter of calibrate_lattice_gaussian is too small for "
+                         f"delta={dlt!r}: the noise would exceed {limit:.0f} grid steps, the "
+                         f"limit of {why}. Got {epsilon!r} instead.")
 
     def eps_of(s: float) -> float:
         return float(make_accountant(accountant).compose(DiscreteGaussianDpEvent(s, steps))
                      .get_epsilon(dlt))
 
-    guess = steps * analytic_gaussian_noise_multiplier(eps, dlt) * (1.0 + 2.0**-12)
+    guess = steps * z * (1.0 + 2.0**-12)
     sigma = guess
     checked = eps_of(guess)
     if checked > eps:

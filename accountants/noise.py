@@ -724,7 +724,7 @@ def lattice_release(value: Any, sigma_steps: float, exponent: int,
     sigma_steps : float
         Scale of the discrete Gaussian in grid steps, in (0, 2**40].
     exponent : int
-        e of the grid γ = 2^e, in [-1000, 1000].
+        e of the grid γ = 2^e, in [-1100, 1100] (every float's grid from :func:`lattice_for`).
     source : NoiseSource, optional
         Randomness; default the OS CSPRNG.
 
@@ -744,9 +744,9 @@ def lattice_release(value: Any, sigma_steps: float, exponent: int,
     owner = "lattice_release"
     _check_positive_float(sigma_steps, "sigma_steps", owner)
     if (isinstance(exponent, bool) or not isinstance(exponent, numbers.Integral)
-            or not -1000 <= exponent <= 1000):
+            or not -1100 <= exponent <= 1100):
         raise ValueError(f"The 'exponent' parameter of {owner} must be an int in "
-                         f"[-1000, 1000]. Got {exponent!r} instead.")
+                         f"[-1100, 1100]. Got {exponent!r} instead.")
     v = _finite_array(value, owner)
     return _lattice_noise(v, float(sigma_steps), int(exponent), _check_source(source, owner))
 

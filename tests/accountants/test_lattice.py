@@ -128,6 +128,22 @@ def test_calibration_meets_the_target_close_to_the_continuous_gaussian():
                                                     value_discretization_interval=1e-4)
         assert own.get_epsilon_for_delta(dlt) <= eps * (1 + 1e-3)
         assert (lat.event.sigma, lat.event.sensitivity) == (lat.sigma_steps, lat.steps)
+    # Very small ε: fewer grid bits keep the PLD check's support bounded (σ_Z ≤ ~2^17),
+    # at a rounding cost of at most z/2^16 (here z ≈ 3.7e3: ≤ 6%, K = 33).
+    tiny = calibrate_lattice_gaussian(1e-3, 1e-5, 1.0)
+    z = analytic_gaussian_noise_multiplier(1e-3, 1e-5)
+    assert tiny.steps == 33 and tiny.sigma_steps < 2**17 and tiny.epsilon_checked <= 1e-3
+    assert z <= tiny.noise_scale <= z * (1 + 1 / 32) * (1 + 2.0**-10)
+    for acc in ("pld", "rdp"):  # past what the check (PLD) or the sampler (RDP) can do
+        with pytest.raises(ValueError, match="'epsilon' parameter of calibrate_lattice_gaussian "
+                                             "is too small"):
+            calibrate_lattice_gaussian(1e-6 if acc == "pld" else 1e-12, 1e-12, 1.0,
+                                       accountant=acc)
+    # Any positive float sensitivity has a grid (subnormal to huge) and releases on it.
+    for sens in (5e-324, 1e-300, 1e300):
+        lat = calibrate_lattice_gaussian(1.0, 1e-5, sens)
+        out = lat.release([sens, -2 * sens], make_noise_source(0))
+        assert np.all(np.isfinite(out)) and 257 <= lat.steps <= 512
     rdp = calibrate_lattice_gaussian(1.0, 1e-5, 2.0, accountant="rdp")
     # RDP is looser than the exact curve: more noise for the same target, still checked.
     assert rdp.noise_scale > calibrate_lattice_gaussian(1.0, 1e-5, 2.0).noise_scale
