@@ -100,6 +100,45 @@ def _non_private(x, y, seed: int, m: int, steps: int, lr: float) -> torch.nn.Mod
     return model
 
 
+def test_floor(epsilons: list[float], regimes: list[str], n_train: int) -> list[str]:
+    """The smallest PTR test threshold at each (regime, ε), spending the whole ε on the test.
+
+    For β < C/m (less noise than DP-SGD's clipped mean), the trimmed sum's envelope U^(k) is at
+    least C/m once k ≥ t (its window then reaches the ±C padding), so Δ_β ≤ t: the test can
+    pass only if t exceeds its threshold B. B = b·ln(1/(2δ0)) (Laplace) or b·Φ̄⁻¹(δ0)
+    (Gaussian), and b is at least the scale at which T tests alone (Poisson rate q) cost the
+    whole (ε, δ) by the PLD accountant; the release needs budget too, so the real B is larger.
+    """
+    from scipy.stats import norm
+
+    from accountants.calibrate import calibrate
+    from accountants.events import (
+        GaussianDpEvent,
+        LaplaceDpEvent,
+        PoissonSampledDpEvent,
+        SelfComposedDpEvent,
+    )
+
+    lines = []
+    for regime in regimes:
+        m_cfg, steps, _ = REGIMES[regime]
+        m = n_train if m_cfg is None else m_cfg
+        q = m / n_train
+        delta0 = DELTA / (10 * steps)
+        for eps in epsilons:
+            cells = []
+            for name, base, mult in (("Laplace", LaplaceDpEvent, math.log(1 / (2 * delta0))),
+                                     ("Gaussian", GaussianDpEvent, float(norm.isf(delta0)))):
+                def make(b, base=base):
+                    one = base(b) if q >= 1 else PoissonSampledDpEvent(q, base(b))
+                    return SelfComposedDpEvent(one, steps)
+                b = calibrate(make, eps, DELTA, accountant="pld")
+                cells.append(f"{name} test b >= {b:.2f}, B >= {b * mult:.0f} records "
+                             f"({b * mult / m:.1%} of m per side)")
+            lines.append(f"# test floor {regime} (m={m}, T={steps}) eps={eps:g}: " + "; ".join(cells))
+    return lines
+
+
 def run(seeds: list[int], epsilons: list[float], regimes: list[str]) -> str:
     lines = []
     out = lines.append
@@ -112,6 +151,8 @@ def run(seeds: list[int], epsilons: list[float], regimes: list[str]) -> str:
         f"b = s (test_scale_ratio 1), delta0 = delta/(10·T); seeds {seeds}")
     header = f"{'regime':6} {'m':>5} {'T':>4} {'eps':>4} {'method':12} {'acc mean':>9} {'acc std':>8} " \
              f"{'noise s':>8} {'pass rate':>9} {'eps spent':>9} {'time s':>7}"
+    for text in test_floor(epsilons, regimes, len(_data(0)[0])):
+        out(text)
     out(header)
     print("\n".join(lines), flush=True)
 
@@ -201,8 +242,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "bench_robust_training.txt")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="print only the PTR test-threshold floors (seconds) and exit")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.floor_only:
+        print("\n".join(test_floor(args.epsilons, args.regimes, len(_data(0)[0]))))
+        return
     text = run(list(range(args.seeds)), args.epsilons, args.regimes)
     if not args.no_save:
         args.out.parent.mkdir(parents=True, exist_ok=True)
