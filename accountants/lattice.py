@@ -31,8 +31,9 @@ from scipy import special
 from accountants.events import DiscreteGaussianDpEvent
 from accountants.noise import NoiseSource, lattice_for, lattice_release
 
-_MAX_SIGMA_STEPS = 2.0**40  # the exact sampler's largest scale
-_MAX_PLD_SIGMA_STEPS = 2.0**19  # dp-accounting's discrete Gaussian PLD: ~10 s at this scale
+# Largest scale in grid steps, for every accountant: a ledger composes the event with its own
+# accountant, and dp-accounting's discrete Gaussian PLD takes ~10 s at 2^19 (linear in σ).
+_MAX_SIGMA_STEPS_ANY = 2.0**19
 
 __all__ = [
     "LatticeGaussian",
@@ -202,12 +203,15 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     if resolution_bits is None:
         resolution_bits = max(1, min(8, int(math.floor(math.log2(2.0**16 / z)))))
     exponent, steps = lattice_for(sens, resolution_bits)
-    limit, why = ((_MAX_PLD_SIGMA_STEPS, "the exact PLD check (use accountant='rdp')")
-                  if accountant == "pld" else (_MAX_SIGMA_STEPS, "the exact sampler"))
-    if steps * z * 2.0 > limit:
-        raise ValueError("The 'epsilon' parameter of calibrate_lattice_gaussian is too small for "
-                         f"delta={dlt!r}: the noise would exceed {limit:.0f} grid steps, the "
-                         f"limit of {why}. Got {epsilon!r} instead.")
+    def too_small() -> ValueError:
+        return ValueError(
+            "The 'epsilon' parameter of calibrate_lattice_gaussian is too small for "
+            f"delta={dlt!r} under the {accountant!r} accountant: the noise would exceed "
+            f"{_MAX_SIGMA_STEPS_ANY:.0f} grid steps (any ledger composes the event with a PLD, "
+            f"whose cost grows with the scale). Got {epsilon!r} instead.")
+
+    if steps * z * 2.0 > _MAX_SIGMA_STEPS_ANY:
+        raise too_small()
 
     def eps_of(s: float) -> float:
         return float(make_accountant(accountant).compose(DiscreteGaussianDpEvent(s, steps))
@@ -217,9 +221,14 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     sigma = guess
     checked = eps_of(guess)
     if checked > eps:
+        if eps_of(_MAX_SIGMA_STEPS_ANY) > eps:  # e.g. below the RDP conversion's ε floor
+            raise too_small()
         sigma = calibrate(lambda s: DiscreteGaussianDpEvent(s, steps), eps, dlt,
-                          accountant=accountant, lower=guess, rtol=2.0**-12)
+                          accountant=accountant, lower=guess, upper=_MAX_SIGMA_STEPS_ANY,
+                          rtol=2.0**-12)
         checked = eps_of(sigma)
+    if sigma > _MAX_SIGMA_STEPS_ANY:
+        raise too_small()
     if not checked <= eps:  # calibrate checks its answer; this guards the contract
         raise AssertionError("calibrate_lattice_gaussian: the calibrated scale does not meet ε")
     return LatticeGaussian(eps, dlt, sens, exponent, steps, sigma, accountant, checked)

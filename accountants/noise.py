@@ -661,23 +661,34 @@ def _lattice_noise(v: np.ndarray, sigma_steps: float, e: int, source: NoiseSourc
     noise = sample_discrete_gaussian(sigma_steps, max(int(v.size), 1), source)[: v.size]
     total = centre + noise
     if small and np.all(np.abs(total) < 2**53):
-        out = np.ldexp(total.astype(np.float64), e)
+        with np.errstate(over="ignore"):  # ±inf beyond the float range (post-processing)
+            out = np.ldexp(total.astype(np.float64), e)
     else:  # exact integers, then the float nearest to γ·k (post-processing)
         unit = Fraction(2) ** e
-        out = np.array([float(int(k) * unit) for k in total], dtype=np.float64)
+        out = np.array([_nearest_float(int(k) * unit) for k in total], dtype=np.float64)
     return out.reshape(v.shape)
 
 
+def _nearest_float(x: Fraction) -> float:
+    """float(x), or ±inf beyond the float range (post-processing of the released integer)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
 _LATTICE_BITS = 8  # S/γ in [2^8, 2^9): the +1 of the rounding costs at most 0.4% of S
+_SUM_SLACK = 2.0**-20  # relative slack on S for floating-point summation error
 
 
 def lattice_for(sensitivity: float, resolution_bits: int = _LATTICE_BITS) -> tuple[int, int]:
     """Grid and integer sensitivity for releasing an S-sensitive scalar on a lattice.
 
     Returns ``(e, K)``: the grid γ = 2^e with S/γ in [2^b, 2^(b+1)) (b = ``resolution_bits``),
-    a function of S alone, and ``K = ⌊S/γ⌋ + 1``. If |v − v′| ≤ S then
-    |round(v/γ) − round(v′/γ)| ≤ K: the rounded values differ by less than S/γ + 1 and by an
-    integer. So :func:`lattice_release` with grid exponent e is the discrete Gaussian
+    a function of S alone, and ``K = ⌊S(1 + 2^-20)/γ⌋ + 1``. If |v − v′| ≤ S(1 + 2^-20) then
+    |round(v/γ) − round(v′/γ)| ≤ K: the rounded values differ by less than that over γ, plus
+    1, and by an integer. The 2^-20 absorbs the floating-point error of the sums callers
+    release (their neighbours may differ by a few ulps more than S). So :func:`lattice_release` with grid exponent e is the discrete Gaussian
     mechanism on an integer query of sensitivity K, accounted exactly by
     ``DiscreteGaussianDpEvent(sigma_steps, K)`` (post-processed by the exact scaling by γ).
 
@@ -703,7 +714,8 @@ def lattice_for(sensitivity: float, resolution_bits: int = _LATTICE_BITS) -> tup
         raise ValueError(f"The 'resolution_bits' parameter of {owner} must be an int in "
                          f"[1, 30]. Got {resolution_bits!r} instead.")
     e = math.frexp(float(sensitivity))[1] - 1 - int(resolution_bits)
-    return e, int(math.floor(math.ldexp(float(sensitivity), -e))) + 1
+    slack = math.nextafter(math.ldexp(float(sensitivity), -e) * (1.0 + _SUM_SLACK), math.inf)
+    return e, int(math.floor(slack)) + 1
 
 
 def lattice_release(value: Any, sigma_steps: float, exponent: int,
@@ -724,7 +736,7 @@ def lattice_release(value: Any, sigma_steps: float, exponent: int,
     sigma_steps : float
         Scale of the discrete Gaussian in grid steps, in (0, 2**40].
     exponent : int
-        e of the grid γ = 2^e, in [-1100, 1100] (every float's grid from :func:`lattice_for`).
+        e of the grid γ = 2^e, in [-1110, 1110] (every grid :func:`lattice_for` returns).
     source : NoiseSource, optional
         Randomness; default the OS CSPRNG.
 
@@ -744,9 +756,9 @@ def lattice_release(value: Any, sigma_steps: float, exponent: int,
     owner = "lattice_release"
     _check_positive_float(sigma_steps, "sigma_steps", owner)
     if (isinstance(exponent, bool) or not isinstance(exponent, numbers.Integral)
-            or not -1100 <= exponent <= 1100):
+            or not -1110 <= exponent <= 1110):
         raise ValueError(f"The 'exponent' parameter of {owner} must be an int in "
-                         f"[-1100, 1100]. Got {exponent!r} instead.")
+                         f"[-1110, 1110]. Got {exponent!r} instead.")
     v = _finite_array(value, owner)
     return _lattice_noise(v, float(sigma_steps), int(exponent), _check_source(source, owner))
 
@@ -754,7 +766,7 @@ def lattice_release(value: Any, sigma_steps: float, exponent: int,
 def _finite_array(value: Any, owner: str) -> np.ndarray:
     try:
         v = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         v = None
     if v is None or not np.all(np.isfinite(v)):
         raise ValueError(

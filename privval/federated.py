@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import numbers
 import secrets
 from collections.abc import Callable, Sequence
@@ -260,7 +261,7 @@ class Participant:
         :class:`accountants.lattice.LatticeGaussian` (the coordinator has charged the ledger)."""
         from accountants.noise import make_noise_source
 
-        total = float(np.sum(self._score_values(round_id, "Participant._release_sum")))
+        total = math.fsum(self._score_values(round_id, "Participant._release_sum"))
         return float(mechanism.release(total, make_noise_source(self._gen)))
 
     def _release_robust(self, round_id: int, **ptr_kwargs: Any) -> Any:

@@ -47,7 +47,7 @@ def test_lattice_for_bounds_the_rounded_difference_and_depends_on_s_only():
     for s in (1.0, 0.3, 7.75, 2.0**-20, 3.0e9):
         e, k = lattice_for(s)
         gamma = math.ldexp(1.0, e)
-        assert 256 <= s / gamma < 512 and k == math.floor(s / gamma) + 1
+        assert 256 <= s / gamma < 512 and k == math.floor(s * (1 + 2.0**-20) / gamma) + 1
         gen = np.random.default_rng(int(s * 1e3) % 2**32)
         # Adversarial pairs: v just above a half step, v' = v + S (and random pairs).
         v = (gen.integers(-10**6, 10**6, 2000) + 0.5 + gen.uniform(-1e-3, 1e-3, 2000)) * gamma
@@ -134,16 +134,27 @@ def test_calibration_meets_the_target_close_to_the_continuous_gaussian():
     z = analytic_gaussian_noise_multiplier(1e-3, 1e-5)
     assert tiny.steps == 33 and tiny.sigma_steps < 2**17 and tiny.epsilon_checked <= 1e-3
     assert z <= tiny.noise_scale <= z * (1 + 1 / 32) * (1 + 2.0**-10)
-    for acc in ("pld", "rdp"):  # past what the check (PLD) or the sampler (RDP) can do
+    # Past 2^19 grid steps (a ledger's PLD of the event would take minutes to hours), for any
+    # accountant; the RDP cases sit below the RDP conversion's ε floor (review finding: RDP
+    # calibration returned σ_Z = 2^40.4 there, past the sampler's cap, after the charge).
+    for eps, dlt, sens, acc in ((1e-6, 1e-12, 1.0, "pld"), (1e-12, 1e-12, 1.0, "rdp"),
+                                (0.01, 1e-10, 1.9, "rdp"), (0.01, 1e-8, 1.5, "rdp")):
         with pytest.raises(ValueError, match="'epsilon' parameter of calibrate_lattice_gaussian "
                                              "is too small"):
-            calibrate_lattice_gaussian(1e-6 if acc == "pld" else 1e-12, 1e-12, 1.0,
-                                       accountant=acc)
+            calibrate_lattice_gaussian(eps, dlt, sens, accountant=acc)
     # Any positive float sensitivity has a grid (subnormal to huge) and releases on it.
     for sens in (5e-324, 1e-300, 1e300):
         lat = calibrate_lattice_gaussian(1.0, 1e-5, sens)
         out = lat.release([sens, -2 * sens], make_noise_source(0))
-        assert np.all(np.isfinite(out)) and 257 <= lat.steps <= 512
+        assert np.all(np.isfinite(out)) and 257 <= lat.steps <= 513
+    # Every grid lattice_for returns is accepted (subnormal S at 30 bits: e = -1104).
+    e, _ = lattice_for(5e-324, resolution_bits=30)
+    assert lattice_release([0.0], 3.0, e, make_noise_source(0)).shape == (1,)
+    # Beyond the float range the output is ±inf (post-processing of k), never an exception.
+    big = lattice_release([1.7e308, -1.7e308], 2.0**40, 1000, make_noise_source(0))
+    assert np.all(np.isfinite(big) | np.isinf(big))
+    with pytest.raises(ValueError, match="'value' parameter of lattice_release"):
+        lattice_release(10**400, 3.0, 0)
     rdp = calibrate_lattice_gaussian(1.0, 1e-5, 2.0, accountant="rdp")
     # RDP is looser than the exact curve: more noise for the same target, still checked.
     assert rdp.noise_scale > calibrate_lattice_gaussian(1.0, 1e-5, 2.0).noise_scale

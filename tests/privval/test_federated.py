@@ -157,7 +157,7 @@ def test_score_sensitivity_bound_and_noise_calibration(setup, tmp_path):
     sens = max(hi, -lo)
     # The sum is released on a power-of-two grid gamma with S/gamma in [256, 512) (from S alone).
     gamma = 2.0 ** (math.frexp(sens)[1] - 9)
-    steps = math.floor(sens / gamma) + 1
+    steps = math.floor(sens * (1 + 2.0**-20) / gamma) + 1
     for p, s in zip(parts, scores.values()):
         assert s.sensitivity == pytest.approx(sens)
         # Within the rounding's +1 step (<= 0.4%) of the continuous Gaussian's z*S, never below.
