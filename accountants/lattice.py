@@ -4,8 +4,8 @@ A real-valued query with sensitivity S (in one coordinate: a scalar, or one owne
 vector) is rounded to the grid γ = 2^e chosen from S alone and released as
 ``γ·(round(v/γ) + Z)`` with Z ~ N_Z(0, σ_Z²) exact discrete Gaussian noise
 (:func:`accountants.noise.lattice_release`). The rounded values of neighbours differ by an
-integer K = ⌊S/γ⌋ + 1 at most (:func:`accountants.noise.lattice_for`), so the release *is*
-``DiscreteGaussianDpEvent(σ_Z, K)``, post-processed by the exact scaling by γ. Every accountant
+integer K = ⌊S(1 + 2⁻²⁰)/γ⌋ + 1 at most (:func:`accountants.noise.lattice_for`), so the
+release *is* ``DiscreteGaussianDpEvent(σ_Z, K)``, post-processed by the exact scaling by γ. Every accountant
 composes that event exactly as it stands (the PLD accountant through dp-accounting's discrete
 Gaussian privacy loss distribution), so the stated (ε, δ) holds for the noise actually drawn,
 not for a continuous Gaussian the computer cannot sample (Mironov 2012).
@@ -197,12 +197,13 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     dlt = _check(delta, "delta", 0.0, 1.0, True, True)
     sens = _check(sensitivity, "sensitivity", 0.0, math.inf, True, True)
     if not isinstance(accountant, str):
-        raise ValueError("The 'accountant' parameter of calibrate_lattice_gaussian must be a "
+        raise TypeError("The 'accountant' parameter of calibrate_lattice_gaussian must be a "
                          f"registered accountant name. Got {accountant!r} instead.")
     z = analytic_gaussian_noise_multiplier(eps, dlt)
     if resolution_bits is None:
-        resolution_bits = max(1, min(8, int(math.floor(math.log2(2.0**16 / z)))))
+        resolution_bits = max(1, min(8, math.floor(math.log2(2.0**16 / z))))
     exponent, steps = lattice_for(sens, resolution_bits)
+
     def too_small() -> ValueError:
         return ValueError(
             "The 'epsilon' parameter of calibrate_lattice_gaussian is too small for "

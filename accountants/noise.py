@@ -715,7 +715,7 @@ def lattice_for(sensitivity: float, resolution_bits: int = _LATTICE_BITS) -> tup
                          f"[1, 30]. Got {resolution_bits!r} instead.")
     e = math.frexp(float(sensitivity))[1] - 1 - int(resolution_bits)
     slack = math.nextafter(math.ldexp(float(sensitivity), -e) * (1.0 + _SUM_SLACK), math.inf)
-    return e, int(math.floor(slack)) + 1
+    return e, math.floor(slack) + 1
 
 
 def lattice_release(value: Any, sigma_steps: float, exponent: int,

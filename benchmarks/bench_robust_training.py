@@ -129,7 +129,7 @@ def test_floor(epsilons: list[float], regimes: list[str], n_train: int) -> list[
             cells = []
             for name, base, mult in (("Laplace", LaplaceDpEvent, math.log(1 / (2 * delta0))),
                                      ("Gaussian", GaussianDpEvent, float(norm.isf(delta0)))):
-                def make(b, base=base):
+                def make(b, base=base, q=q, steps=steps):
                     one = base(b) if q >= 1 else PoissonSampledDpEvent(q, base(b))
                     return SelfComposedDpEvent(one, steps)
                 b = calibrate(make, eps, DELTA, accountant="pld")

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import bench_robust_training as bench  # noqa: E402
+import bench_robust_training as bench
 
-from privval.robust import (  # noqa: E402
+from privval.robust import (
     PTRSGD,
     robust_local_sensitivity_envelope,
     trimmed_sum_global_sensitivity,
@@ -116,8 +116,10 @@ def main() -> None:
                 trainer.train(STEPS, progress=False)
                 say(f"trim {tf}, beta {ratio}·C/m, b/s {scale_ratio}: s {trainer.noise_multiplier:.2f}, "
                     f"b {trainer.event.test_scale:.2f}, threshold {trainer.threshold:.0f}, pass rate "
-                    f"{trainer.passes / STEPS:.2f}, noise on the aggregate "
-                    f"{trainer.noise_multiplier * ratio:.1f}·C/m (DP-SGD 40.5), accuracy "
+                    f"{trainer.passes / STEPS:.2f}, pass-branch noise "
+                    f"{trainer.noise_multiplier * ratio:.1f}·C/m, "
+                    f"{trainer.noise_multiplier * ratio * m / (m - 2 * t):.1f} relative to the "
+                    f"trimmed sum's signal (DP-SGD 40.5), accuracy "
                     f"{bench._accuracy(model, x_te, y_te):.4f}, eps {trainer.epsilon(bench.DELTA):.3f}")
                 trainer.close()
 

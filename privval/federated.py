@@ -31,8 +31,8 @@ compose in parallel and releases of one participant sequentially):
   divided by T for ``reduce="mean"``), so adding or removing one record changes the sum by at
   most ``Δ = max(hi, -lo)``. The sum is released by the lattice Gaussian mechanism
   (:mod:`accountants.lattice`): rounded to a power-of-two grid γ chosen from Δ, with exact
-  discrete Gaussian noise, charged as ``DiscreteGaussianDpEvent(σ_Z, ⌊Δ/γ⌋ + 1)`` whose (ε, δ)
-  the PLD accountant checks; no floating-point noise is released. The noise scale is within
+  discrete Gaussian noise, charged as ``DiscreteGaussianDpEvent(σ_Z, ⌊Δ(1 + 2⁻²⁰)/γ⌋ + 1)``
+  whose (ε, δ) the PLD accountant checks; no floating-point noise is released. The noise scale is within
   0.4% of the continuous Gaussian's ``z·Δ``. Neighbouring relation: add/remove one record.
 * ``method="trimmed_mean"`` / ``"median"``: a robust summary of the record values released by
   Propose-Test-Release (:func:`privval.ptr.private_value_summary`, Wang et al. 2022) on the
@@ -791,7 +791,6 @@ class Coordinator:
         if self.ledger is not None and len(parts) > 1:
             # One charge per participant, each committed on entering: refuse the whole call
             # before any is charged if one of them would not fit.
-            from accountants import events as ev
             from privval.ptr import _plan, _refuse_if_over
 
             for p in parts:

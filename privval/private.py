@@ -954,8 +954,8 @@ def dp_knn_shapley(
     checked by exhaustive search in the tests), so an owner's sum over T validation points
     changes by at most S = T/(k(k+1)). Each owner's sum is released by the lattice Gaussian
     mechanism (:mod:`accountants.lattice`): rounded to a power-of-two grid γ chosen from S,
-    plus exact discrete Gaussian noise, i.e. ``DiscreteGaussianDpEvent(σ_Z, ⌊S/γ⌋ + 1)``
-    **for one owner's view** (the continuous ``SelfComposed(Gaussian(σ), T)`` up to the
+    plus exact discrete Gaussian noise, i.e.
+    ``DiscreteGaussianDpEvent(σ_Z, ⌊S(1 + 2⁻²⁰)/γ⌋ + 1)`` **for one owner's view** (the continuous ``SelfComposed(Gaussian(σ), T)`` up to the
     rounding's ≤ 0.4%; no floating-point noise is released). Owners' noises are independent,
     so a coalition of m owners sees m such releases: there is no collusion resistance
     (``guarantee.collusion_resistant`` is False).

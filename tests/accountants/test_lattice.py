@@ -155,6 +155,8 @@ def test_calibration_meets_the_target_close_to_the_continuous_gaussian():
     assert np.all(np.isfinite(big) | np.isinf(big))
     with pytest.raises(ValueError, match="'value' parameter of lattice_release"):
         lattice_release(10**400, 3.0, 0)
+    with pytest.raises(TypeError, match="'accountant' parameter of calibrate_lattice_gaussian"):
+        calibrate_lattice_gaussian(1.0, 1e-5, 1.0, accountant=3)
     rdp = calibrate_lattice_gaussian(1.0, 1e-5, 2.0, accountant="rdp")
     # RDP is looser than the exact curve: more noise for the same target, still checked.
     assert rdp.noise_scale > calibrate_lattice_gaussian(1.0, 1e-5, 2.0).noise_scale

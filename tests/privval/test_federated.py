@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
-
 from dp_accounting.pld import privacy_loss_distribution as pldm
+from scipy.stats import norm
 
 from accountants.events import from_json
 from accountants.ledger import Ledger
