@@ -32,8 +32,9 @@ compose in parallel and releases of one participant sequentially):
   most ``Δ = max(hi, -lo)``. The sum is released by the lattice Gaussian mechanism
   (:mod:`accountants.lattice`): rounded to a power-of-two grid γ chosen from Δ, with exact
   discrete Gaussian noise, charged as ``DiscreteGaussianDpEvent(σ_Z, ⌊Δ(1 + 2⁻²⁰)/γ⌋ + 1)``
-  whose (ε, δ) the PLD accountant checks; no floating-point noise is released. The noise scale is within
-  0.4% of the continuous Gaussian's ``z·Δ``. Neighbouring relation: add/remove one record.
+  whose (ε, δ) the PLD accountant checks; no floating-point noise is released. The noise
+  scale is within 0.4% of the continuous Gaussian's ``z·Δ``. Neighbouring relation:
+  add/remove one record.
 * ``method="trimmed_mean"`` / ``"median"``: a robust summary of the record values released by
   Propose-Test-Release (:func:`privval.ptr.private_value_summary`, Wang et al. 2022) on the
   declared range ``[lo, hi]``. PTR's analysis is replace-one (participant sizes public), so
