@@ -137,21 +137,23 @@ class LatticeGaussian:
         return lattice_release(value, self.sigma_steps, self.exponent, source)
 
 
-def _check(value: Any, name: str, low: float, high: float, low_open: bool, high_open: bool) -> float:
+def _check(value: Any, name: str, low: float, high: float, low_open: bool, high_open: bool,
+           owner: str) -> float:
     ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
           and math.isfinite(value)
           and (value > low if low_open else value >= low)
           and (value < high if high_open else value <= high))
     if not ok:
         lb, rb = "(" if low_open else "[", ")" if high_open else "]"
-        raise ValueError(f"The '{name}' parameter of calibrate_lattice_gaussian must be a float "
+        raise ValueError(f"The '{name}' parameter of {owner} must be a float "
                          f"in {lb}{low:g}, {high:g}{rb}. Got {value!r} instead.")
     return float(value)
 
 
 def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float, *,
                                accountant: str = "pld",
-                               resolution_bits: int | None = None) -> LatticeGaussian:
+                               resolution_bits: int | None = None,
+                               owner: str = "calibrate_lattice_gaussian") -> LatticeGaussian:
     """The smallest (to 2^-12 relative) lattice Gaussian mechanism meeting (ε, δ).
 
     Starts from the continuous Gaussian's exact noise multiplier z (K·z grid steps), checks
@@ -174,6 +176,8 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
         a factor 1 + 2^-b of noise. Default: 8, lowered for very small ε (noise multiplier
         z > 256) so that the discrete Gaussian has at most about 2^17 steps of scale
         (the PLD check's time grows with it): 2^-b ≤ z/2^16.
+    owner : str, default "calibrate_lattice_gaussian"
+        The function named in error messages (a caller passes its own public name).
 
     Returns
     -------
@@ -193,11 +197,11 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     from accountants.accountant import make_accountant
     from accountants.calibrate import calibrate
 
-    eps = _check(epsilon, "epsilon", 0.0, math.inf, True, True)
-    dlt = _check(delta, "delta", 0.0, 1.0, True, True)
-    sens = _check(sensitivity, "sensitivity", 0.0, math.inf, True, True)
+    eps = _check(epsilon, "epsilon", 0.0, math.inf, True, True, owner)
+    dlt = _check(delta, "delta", 0.0, 1.0, True, True, owner)
+    sens = _check(sensitivity, "sensitivity", 0.0, math.inf, True, True, owner)
     if not isinstance(accountant, str):
-        raise TypeError("The 'accountant' parameter of calibrate_lattice_gaussian must be a "
+        raise TypeError(f"The 'accountant' parameter of {owner} must be a "
                          f"registered accountant name. Got {accountant!r} instead.")
     z = analytic_gaussian_noise_multiplier(eps, dlt)
     if resolution_bits is None:
@@ -206,7 +210,7 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
 
     def too_small() -> ValueError:
         return ValueError(
-            "The 'epsilon' parameter of calibrate_lattice_gaussian is too small for "
+            f"The 'epsilon' parameter of {owner} is too small for "
             f"delta={dlt!r} under the {accountant!r} accountant: the noise would exceed "
             f"{_MAX_SIGMA_STEPS_ANY:.0f} grid steps (any ledger composes the event with a PLD, "
             f"whose cost grows with the scale). Got {epsilon!r} instead.")

@@ -873,7 +873,8 @@ def _sum_mechanism(eps: float, dlt: float, lo: float, hi: float) -> Any:
     from accountants.lattice import calibrate_lattice_gaussian
 
     sens = max(hi, -lo)
-    return calibrate_lattice_gaussian(eps, dlt, sens if sens > 0 else 1.0, accountant="pld")
+    return calibrate_lattice_gaussian(eps, dlt, sens if sens > 0 else 1.0, accountant="pld",
+                                      owner="Coordinator.score_participants")
 
 
 def gaussian_noise_multiplier(epsilon: float, delta: float) -> float:

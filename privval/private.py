@@ -922,7 +922,8 @@ def _knn_mechanism(epsilon: float, delta: float, sensitivity: float, accountant:
     """The calibrated lattice Gaussian of :func:`dp_knn_shapley` (cached: PLD checks cost)."""
     from accountants.lattice import calibrate_lattice_gaussian
 
-    return calibrate_lattice_gaussian(epsilon, delta, sensitivity, accountant=accountant)
+    return calibrate_lattice_gaussian(epsilon, delta, sensitivity, accountant=accountant,
+                                      owner="dp_knn_shapley")
 
 
 def dp_knn_shapley(

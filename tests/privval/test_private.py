@@ -464,6 +464,10 @@ def test_dp_knn_shapley_is_calibrated_per_owner_and_reduces_to_knn_shapley(rng):
 
 def test_dp_knn_shapley_refuses_bad_input_before_charging(rng, ledger):
     xt, yt, xv, yv = _blobs(rng, 50, 10)
+    # An ε too small for the lattice Gaussian (noise past 2^19 grid steps) is refused by name.
+    with pytest.raises(ValueError, match="'epsilon' parameter of dp_knn_shapley is too small"):
+        dp_knn_shapley(xt, yt, xv, yv, k=1, epsilon=1e-5, delta=1e-10, accountant="rdp",
+                       ledger=ledger, dataset="train", rng=0)
     for change in ({"k": 0}, {"epsilon": 0.0}, {"delta": 1.0}, {"n_val_used": 11}):
         kwargs = {"k": 5, "epsilon": 1.0, "delta": 1e-5, "ledger": ledger, "dataset": "train"}
         kwargs.update(change)
