@@ -186,7 +186,9 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     Raises
     ------
     ValueError
-        On a bad parameter.
+        On a bad parameter, or an ε so small that σ_Z would exceed 2^19 grid steps.
+    TypeError
+        If ``accountant`` is not a str.
 
     Example
     -------
@@ -202,7 +204,7 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     sens = _check(sensitivity, "sensitivity", 0.0, math.inf, True, True, owner)
     if not isinstance(accountant, str):
         raise TypeError(f"The 'accountant' parameter of {owner} must be a "
-                         f"registered accountant name. Got {accountant!r} instead.")
+                        f"registered accountant name. Got {accountant!r} instead.")
     z = analytic_gaussian_noise_multiplier(eps, dlt)
     if resolution_bits is None:
         resolution_bits = max(1, min(8, math.floor(math.log2(2.0**16 / z))))
@@ -226,11 +228,12 @@ def calibrate_lattice_gaussian(epsilon: float, delta: float, sensitivity: float,
     sigma = guess
     checked = eps_of(guess)
     if checked > eps:
-        if eps_of(_MAX_SIGMA_STEPS_ANY) > eps:  # e.g. below the RDP conversion's ε floor
-            raise too_small()
-        sigma = calibrate(lambda s: DiscreteGaussianDpEvent(s, steps), eps, dlt,
-                          accountant=accountant, lower=guess, upper=_MAX_SIGMA_STEPS_ANY,
-                          rtol=2.0**-12)
+        try:  # calibrate first checks that `upper` meets the target, else raises ValueError
+            sigma = calibrate(lambda s: DiscreteGaussianDpEvent(s, steps), eps, dlt,
+                              accountant=accountant, lower=guess, upper=_MAX_SIGMA_STEPS_ANY,
+                              rtol=2.0**-12)
+        except ValueError:  # e.g. below the RDP conversion's ε floor
+            raise too_small() from None
         checked = eps_of(sigma)
     if sigma > _MAX_SIGMA_STEPS_ANY:
         raise too_small()
