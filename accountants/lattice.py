@@ -5,13 +5,14 @@ vector) is rounded to the grid γ = 2^e chosen from S alone and released as
 ``γ·(round(v/γ) + Z)`` with Z ~ N_Z(0, σ_Z²) exact discrete Gaussian noise
 (:func:`accountants.noise.lattice_release`). The rounded values of neighbours differ by an
 integer K = ⌊S(1 + 2⁻²⁰)/γ⌋ + 1 at most (:func:`accountants.noise.lattice_for`), so the
-release *is* ``DiscreteGaussianDpEvent(σ_Z, K)``, post-processed by the exact scaling by γ. Every accountant
-composes that event exactly as it stands (the PLD accountant through dp-accounting's discrete
+release *is* ``DiscreteGaussianDpEvent(σ_Z, K)``, post-processed by the exact scaling by γ.
+Every accountant composes that event exactly as it stands (the PLD accountant through dp-accounting's discrete
 Gaussian privacy loss distribution), so the stated (ε, δ) holds for the noise actually drawn,
 not for a continuous Gaussian the computer cannot sample (Mironov 2012).
 
 Neighbouring relation: whatever makes |v(D) − v(D′)| ≤ S (add/remove one record for the
-callers in privval). The rounding costs at most a factor 1 + 2^-8 in sensitivity.
+callers in privval). The rounding costs at most a factor 1 + 2^-8 in sensitivity at the
+default resolution (more only for very small ε, see :func:`calibrate_lattice_gaussian`).
 
 This module also holds the analytic Gaussian curve (Balle & Wang 2018, Thm. 8) used to start
 the calibration; the returned noise is always checked with the accountant itself.

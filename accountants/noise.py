@@ -688,9 +688,10 @@ def lattice_for(sensitivity: float, resolution_bits: int = _LATTICE_BITS) -> tup
     a function of S alone, and ``K = ⌊S(1 + 2^-20)/γ⌋ + 1``. If |v − v′| ≤ S(1 + 2^-20) then
     |round(v/γ) − round(v′/γ)| ≤ K: the rounded values differ by less than that over γ, plus
     1, and by an integer. The 2^-20 absorbs the floating-point error of the sums callers
-    release (their neighbours may differ by a few ulps more than S). So :func:`lattice_release` with grid exponent e is the discrete Gaussian
-    mechanism on an integer query of sensitivity K, accounted exactly by
-    ``DiscreteGaussianDpEvent(sigma_steps, K)`` (post-processed by the exact scaling by γ).
+    release (their neighbours may differ by a few ulps more than S). So
+    :func:`lattice_release` with grid exponent e is the discrete Gaussian mechanism on an
+    integer query of sensitivity K, accounted exactly by ``DiscreteGaussianDpEvent(sigma_steps,
+    K)`` (post-processed by the exact scaling by γ).
 
     Parameters
     ----------
@@ -755,6 +756,9 @@ def lattice_release(value: Any, sigma_steps: float, exponent: int,
     """
     owner = "lattice_release"
     _check_positive_float(sigma_steps, "sigma_steps", owner)
+    if sigma_steps > _MAX_SCALE:
+        raise ValueError(f"The 'sigma_steps' parameter of {owner} must be a float in "
+                         f"(0, 2**40]. Got {sigma_steps!r} instead.")
     if (isinstance(exponent, bool) or not isinstance(exponent, numbers.Integral)
             or not -1110 <= exponent <= 1110):
         raise ValueError(f"The 'exponent' parameter of {owner} must be an int in "

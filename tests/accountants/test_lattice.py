@@ -150,9 +150,14 @@ def test_calibration_meets_the_target_close_to_the_continuous_gaussian():
     # Every grid lattice_for returns is accepted (subnormal S at 30 bits: e = -1104).
     e, _ = lattice_for(5e-324, resolution_bits=30)
     assert lattice_release([0.0], 3.0, e, make_noise_source(0)).shape == (1,)
-    # Beyond the float range the output is ±inf (post-processing of k), never an exception.
-    big = lattice_release([1.7e308, -1.7e308], 2.0**40, 1000, make_noise_source(0))
-    assert np.all(np.isfinite(big) | np.isinf(big))
+    # Beyond the float range the output is ±inf with the sign of γ·k (post-processing of k),
+    # never an exception or NaN: at γ = 2^1020 the value 1.7e308 is about 15 steps, and
+    # k ≥ 16 overflows.
+    big = lattice_release([1.7e308] * 20 + [-1.7e308] * 20, 3.0, 1020, make_noise_source(0))
+    assert np.all(big[:20] > 0) and np.all(big[20:] < 0)
+    assert np.any(np.isinf(big[:20])) and np.any(np.isinf(big[20:]))
+    with pytest.raises(ValueError, match="'sigma_steps'"):
+        lattice_release([0.0], 2.0**41, e)
     with pytest.raises(ValueError, match="'value' parameter of lattice_release"):
         lattice_release(10**400, 3.0, 0)
     with pytest.raises(TypeError, match="'accountant' parameter of calibrate_lattice_gaussian"):
