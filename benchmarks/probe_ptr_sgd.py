@@ -16,12 +16,22 @@ Companion to ``bench_robust_training.py`` (issue 10), same data, model and corru
    and b/s, with the scaled learning rate; DP-SGD at the same (ε, δ) reaches 0.705 (3 seeds,
    bench_robust_training.txt).
 
+4. **Clip-norm sweep** (``--clip-sweep``, about 4 minutes; output in
+   ``benchmarks/results/probe_ptr_sgd_clip.txt``). The benchmark shares C = 1 between the
+   methods. PTR's local sensitivity is set by the magnitudes of the central order statistics,
+   not by C, so a larger C could favour it; a smaller C could favour DP-SGD (clipping is then a
+   normalisation). This section measures both: DP-SGD at C in {0.1, 0.3, 1, 3} with the
+   learning rate 2 and 2/C, the noiseless trimmed-sum ceiling and envelope U^(0.06m) at
+   C in {1, 3, 10}, and PTR-SGD at C = 10, trim 0.2 at eps in {1, 4}. The update's noise is
+   lr·(noise std on the aggregate); the section prints it in units of 1/m for both methods.
+
 Run: ``python benchmarks/probe_ptr_sgd.py`` (about 5 minutes on 2 CPU cores); output in
 ``benchmarks/results/probe_ptr_sgd.txt``.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
@@ -47,8 +57,87 @@ DISTANCES = (0.1, 0.15, 0.2)
 PROBE_STEPS = (0, 10, 20, 40, 70, 100)
 
 
+def clip_sweep() -> None:
+    """Section 4: does a clip norm other than the benchmark's C = 1 change the verdict?"""
+    from privval.robust import DPSGD
+
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    x, y, x_te, y_te = bench._data(SEED)
+    m = len(x)
+    say(f"# probe_ptr_sgd --clip-sweep  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC; "
+        f"digits, {bench.CORRUPTION:.0%} flipped, full batch m = {m}, T = {STEPS}, seed {SEED}")
+    say("# 4a. DP-SGD (RDP-calibrated) by clip norm C and learning rate; update noise "
+        "= lr·s·C in units of 1/m")
+    for eps in (1.0, 4.0):
+        for c in (0.1, 0.3, 1.0, 3.0):
+            for lr in sorted({LR, LR / c}):
+                model = bench._model(SEED)
+                trainer = DPSGD.calibrated(model, x, y, epsilon=eps, delta=bench.DELTA,
+                                           steps=STEPS, lr=lr, clip_norm=c,
+                                           expected_batch_size=m, rng=SEED)
+                trainer.train(STEPS, progress=False)
+                trainer.close()
+                say(f"dp-sgd eps={eps:g} C={c:g} lr={lr:.3g}: accuracy "
+                    f"{bench._accuracy(model, x_te, y_te):.4f}, update noise "
+                    f"{lr * trainer.noise_multiplier * c:.1f}/m")
+    say("# 4b. noiseless trimmed sum by C and trim (lr 2·m/(m - 2t)); envelope U^(k), k = 0.06m, "
+        "after 20, 60 and 99 steps, in units of C/m and (brackets) of 1/m")
+    for c in (1.0, 3.0, 10.0):
+        for tf in (0.05, 0.1, 0.2):
+            t, k = math.floor(tf * m), math.floor(0.06 * m)
+            model = bench._model(SEED)
+            run = PTRSGD(model, x, y, lr=LR * m / (m - 2 * t), clip_norm=c, expected_batch_size=m,
+                         rng=SEED, trim=t, noise_multiplier=1e-12,
+                         proposed_bound=trimmed_sum_global_sensitivity(c, t, m), test_scale=1.0,
+                         delta0=0.5)
+            envelope = []
+            for step in range(STEPS):
+                if step in (20, 60, 99):
+                    grads = run._per_example_grads(np.arange(m))
+                    envelope.append(robust_local_sensitivity_envelope(
+                        grads, k, clip_norm=c, trim=t, expected_batch_size=m) / (c / m))
+                run.step()
+            run.close()
+            cells = ", ".join(f"{u:.3f} [{u * c:.2f}]" for u in envelope)
+            say(f"ceiling C={c:g} trim={tf}: accuracy {bench._accuracy(model, x_te, y_te):.4f}, "
+                f"U {cells}")
+    say("# 4c. PTR-SGD at C = 10, trim 0.2, Gaussian test, lr 2·m/(m - 2t); update noise "
+        "= lr·s·beta in units of 1/m")
+    c, tf = 10.0, 0.2
+    t = math.floor(tf * m)
+    for eps in (1.0, 4.0):
+        for ratio in (0.1, 0.2):
+            model = bench._model(SEED)
+            trainer = PTRSGD.calibrated(
+                model, x, y, epsilon=eps, delta=bench.DELTA, steps=STEPS, lr=LR * m / (m - 2 * t),
+                clip_norm=c, expected_batch_size=m, trim=tf, bound_ratio=ratio,
+                test_noise="gaussian", rng=SEED)
+            trainer.train(STEPS, progress=False)
+            trainer.close()
+            say(f"ptr-sgd eps={eps:g} beta={ratio}·C/m: s {trainer.noise_multiplier:.2f}, threshold "
+                f"{trainer.threshold:.0f}, pass rate {trainer.passes / STEPS:.2f}, update noise "
+                f"{trainer.lr * trainer.noise_multiplier * ratio * c:.1f}/m (pass branch), "
+                f"accuracy {bench._accuracy(model, x_te, y_te):.4f}, "
+                f"eps {trainer.epsilon(bench.DELTA):.3f}")
+    out = Path(__file__).parent / "results" / "probe_ptr_sgd_clip.txt"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"# saved to {out}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip-sweep", action="store_true",
+                        help="run only section 4, the clip-norm sweep")
+    args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.clip_sweep:
+        clip_sweep()
+        return
     lines: list[str] = []
 
     def say(text: str) -> None:
