@@ -25,6 +25,17 @@ Companion to ``bench_robust_training.py`` (issue 10), same data, model and corru
    C in {1, 3, 10}, and PTR-SGD at C = 10, trim 0.2 at eps in {1, 4}. The update's noise is
    lr·(noise std on the aggregate); the section prints it in units of 1/m for both methods.
 
+5. **Per-participant gradients** (``--participants``, about 5 minutes; output in
+   ``benchmarks/results/probe_ptr_sgd_participants.txt``). The issue allows per-participant
+   gradients. The training rows are split at random into participants of 5 records; a quarter
+   of the participants are corrupted (each shifts all of its labels by its own random non-zero
+   amount mod 10). Each step takes every participant (full batch), averages its per-example
+   gradients, clips the average to C and aggregates the P participant vectors: DP-SGD sums them
+   and adds N(0, (s·C)²) (s calibrated by RDP for T Gaussian steps), PTR-SGD runs
+   ``PTRSGD._release`` on them (Gaussian test, calibrated by ``calibrate_ptr`` with m = P).
+   Both are private for adding or removing one *participant*. Seeds 0 and 1; C in {0.3, 1};
+   trims 0.05, 0.2 and 0.3 with β = 1.1, 0.5 and 0.3·C/m; learning rate 2 (PTR: 2·m/(m − 2t)).
+
 Run: ``python benchmarks/probe_ptr_sgd.py`` (about 5 minutes on 2 CPU cores); output in
 ``benchmarks/results/probe_ptr_sgd.txt``.
 """
@@ -129,12 +140,123 @@ def clip_sweep() -> None:
     print(f"# saved to {out}")
 
 
+def _participant_data(seed: int, size: int) -> tuple:
+    """bench._data's split, with participants of ``size`` rows and a quarter of them corrupted."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
+    scaler = StandardScaler().fit(x_tr)
+    x_tr, x_te = scaler.transform(x_tr), scaler.transform(x_te)
+    rng = np.random.default_rng(seed)
+    n_part = len(y_tr) // size
+    owner = rng.permutation(np.arange(len(y_tr)) % n_part)
+    bad = rng.random(n_part) < bench.CORRUPTION
+    shift = rng.integers(1, 10, size=n_part)
+    rows = bad[owner]
+    y_noisy = y_tr.copy()
+    y_noisy[rows] = (y_tr[rows] + shift[owner[rows]]) % 10
+    as_t = lambda a, dt: torch.as_tensor(a, dtype=dt)
+    return (as_t(x_tr, torch.float32), as_t(y_noisy, torch.long), as_t(x_te, torch.float32),
+            as_t(y_te, torch.long), owner, n_part)
+
+
+def _participant_run(method: str, eps: float | None, seed: int, c: float, lr: float,
+                     trim: float = 0.0, ratio: float = 1.0) -> tuple[float, int]:
+    """Accuracy and passes of one full-batch run on participant vectors (see section 5)."""
+    from accountants.calibrate import calibrate
+    from accountants.events import GaussianDpEvent, SelfComposedDpEvent
+    from accountants.noise import sample_gaussian
+    from accountants.ptr import calibrate_ptr
+    from privval.robust import _clip_rows
+
+    x, y, x_te, y_te, owner, n_part = _participant_data(seed, 5)
+    model = bench._model(seed)
+    # a trainer used only for its per-example gradients (C = 1e6: no clipping) and updates
+    grads_of = PTRSGD(model, x, y, lr=lr, clip_norm=1e6, expected_batch_size=len(x), rng=seed,
+                      trim=0, noise_multiplier=1e-12, proposed_bound=1.0, test_scale=1.0,
+                      delta0=0.5)
+    m, source, sigma, ptr = n_part, grads_of._source, 0.0, None
+    if method == "dp" and eps is not None:
+        sigma = c * calibrate(lambda s: SelfComposedDpEvent(GaussianDpEvent(s), STEPS), eps,
+                              bench.DELTA, accountant="rdp")
+    elif method == "ptr":
+        t = math.floor(trim * m)
+        gs2 = trimmed_sum_global_sensitivity(c, t, m)
+        beta = min(ratio * c / m, gs2)
+        if eps is None:
+            params = {"noise_multiplier": 1e-12, "proposed_bound": gs2, "test_scale": 1.0,
+                      "delta0": 0.5}
+        else:
+            cal = calibrate_ptr(eps, bench.DELTA, STEPS, proposed_bound=beta,
+                                global_sensitivity_pass=gs2, global_sensitivity_fail=c / m,
+                                sampling_rate=1.0, test_noise="gaussian")
+            params = {"noise_multiplier": cal.noise_multiplier, "proposed_bound": beta,
+                      "test_scale": cal.test_scale, "delta0": cal.delta0,
+                      "test_noise": "gaussian"}
+        ptr = PTRSGD(bench._model(seed), x, y, lr=lr, clip_norm=c, expected_batch_size=m,
+                     rng=seed, trim=t, **params)
+        ptr._source = source
+    sizes = np.bincount(owner, minlength=n_part)[:, None]
+    passes = 0
+    for _ in range(STEPS):
+        grads = grads_of._per_example_grads(np.arange(len(x)))
+        vectors = np.zeros((n_part, grads.shape[1]))
+        np.add.at(vectors, owner, grads)
+        vectors = _clip_rows(vectors / sizes, c)
+        if ptr is None:
+            noise = sample_gaussian(sigma, vectors.shape[1], source) if sigma else 0.0
+            update = (vectors.sum(axis=0) + noise) / m
+        else:
+            update, passed = ptr._release(vectors)
+            passes += int(passed)
+        grads_of._apply(update)
+    grads_of.close()
+    if ptr is not None:
+        ptr.close()
+    return bench._accuracy(model, x_te, y_te), passes
+
+
+def participants() -> None:
+    """Section 5: per-participant gradients, add/remove one participant."""
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    say(f"# probe_ptr_sgd --participants  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC; "
+        f"digits, participants of 5 rows, {bench.CORRUPTION:.0%} of participants corrupted, full "
+        f"batch, T = {STEPS}, seeds 0 and 1; accuracy per seed (PTR: and its passes per seed)")
+    for eps in (None, 1.0, 4.0):
+        for c in (0.3, 1.0):
+            accs = [_participant_run("dp", eps, seed, c, LR)[0] for seed in (0, 1)]
+            say(f"eps={'inf' if eps is None else f'{eps:g}'} C={c:g}: DP-SGD "
+                f"{', '.join(f'{a:.3f}' for a in accs)}")
+            for trim, ratio in ((0.05, 1.1), (0.2, 0.5), (0.3, 0.3)):
+                runs = [_participant_run("ptr", eps, seed, c, LR / (1 - 2 * trim), trim, ratio)
+                        for seed in (0, 1)]
+                say(f"    PTR-SGD trim {trim}, beta {ratio}·C/m: "
+                    f"{', '.join(f'{a:.3f}' for a, _ in runs)}; passes "
+                    f"{', '.join(str(p) for _, p in runs)}")
+    out = Path(__file__).parent / "results" / "probe_ptr_sgd_participants.txt"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"# saved to {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip-sweep", action="store_true",
                         help="run only section 4, the clip-norm sweep")
+    parser.add_argument("--participants", action="store_true",
+                        help="run only section 5, per-participant gradients")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.participants:
+        participants()
+        return
     if args.clip_sweep:
         clip_sweep()
         return
