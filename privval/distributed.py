@@ -675,6 +675,26 @@ def _count_chunk(
     return counts[None]
 
 
+def _count_label_chunk(
+    xb: np.ndarray, yb: np.ndarray, rows: np.ndarray, **kwargs: Any
+) -> np.ndarray:
+    """Counts (:func:`_count_chunk`) and distinct labels of one chunk, from one task.
+
+    Returned as a one-element object block holding ``(counts, labels)``.
+    """
+    out = np.empty(1, dtype=object)
+    out[0] = (_count_chunk(xb, yb, rows, **kwargs), np.unique(yb))
+    return out
+
+
+def _pair_counts(block: np.ndarray) -> np.ndarray:
+    return block[0][0]
+
+
+def _pair_labels(block: np.ndarray) -> np.ndarray:
+    return block[0][1]
+
+
 def _vote_chunk(
     xb: np.ndarray, yb: np.ndarray, *, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,
     grid: np.ndarray, metric: str, budget: int, caller: str,
@@ -732,6 +752,37 @@ def _count_graph(
         caller=func, max_contributions=max_contributions,
     )
     return per_chunk.sum(axis=0, dtype=np.int64, split_every=split_every)
+
+
+def _count_label_graph(
+    train: _Training, x_val: np.ndarray, y_val: np.ndarray, *, tau: float, metric: str,
+    budget: int, split_every: int, func: str,
+) -> tuple[Any, Any]:
+    """Lazy exact (M, 2) counts (as :func:`_count_graph`) and the distinct training labels.
+
+    Both come from one task per chunk. A second task reading the label chunks (such as
+    ``da.unique(train.y)``) would give those chunks two readers here but one in the value
+    pass, so Dask would fuse the input tasks differently in the two graphs: the scheduler,
+    which may not yet have forgotten this pass's keys when the value pass arrives, would then
+    see one key with two different task specs ("Detected different `run_spec`", a deadlock
+    risk; dask/dask#9888).
+    """
+    da_mod = _import_dask()
+    pair = da_mod.blockwise(
+        _count_label_chunk, "i", train.x, "ij", train.y, "i", _row_index(train), "i",
+        adjust_chunks={"i": 1}, concatenate=True, dtype=object,
+        meta=np.empty((0,), dtype=object),
+        x_val=x_val, y_val=y_val, tau=tau, metric=metric, rate=1.0, key=None, budget=budget,
+        caller=func,
+    )
+    per_chunk = da_mod.blockwise(
+        _pair_counts, "icp", pair, "i", new_axes={"c": x_val.shape[0], "p": 2},
+        dtype=np.int64, meta=np.empty((0, 0, 0), dtype=np.int64),
+    )
+    labels = pair.map_blocks(_pair_labels, chunks=((math.nan,) * pair.numblocks[0],),
+                             dtype=train.y.dtype, meta=np.empty((0,), dtype=train.y.dtype))
+    return (per_chunk.sum(axis=0, dtype=np.int64, split_every=split_every),
+            da_mod.unique(labels))
 
 
 def _vote_graph(
@@ -917,10 +968,9 @@ def dask_tknn_shapley(
     rows = _check_chunk_rows(chunk_rows, func)
     train = _training(x_train, y_train, xv, func, label_column=label_column, chunk_rows=rows)
     _check_label_kinds(train.y, yv, func)
-    da_mod = _import_dask()
-    graph = _count_graph(train, xv, yv, tau=tau, metric=metric, rate=1.0, key=None,
-                         budget=budget, split_every=split, func=func)
-    counts, labels = dask.compute(graph, da_mod.unique(train.y))
+    counts, labels = dask.compute(*_count_label_graph(train, xv, yv, tau=tau, metric=metric,
+                                                      budget=budget, split_every=split,
+                                                      func=func))
     n_cls = _n_classes(labels, yv, n_classes, func)
     divisor = float(xv.shape[0]) if reduce == "mean" else 1.0
     return _value_graph(train, xv, yv, np.asarray(counts, dtype=np.int64), tau=tau,
