@@ -62,13 +62,15 @@ REGIMES = {
 }
 
 
-def _data(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _data(seed: int, corruption: float = CORRUPTION
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Standardised 75/25 split of digits with a ``corruption`` share of train labels flipped."""
     x, y = load_digits(return_X_y=True)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
     scaler = StandardScaler().fit(x_tr)
     x_tr, x_te = scaler.transform(x_tr), scaler.transform(x_te)
     rng = np.random.default_rng(seed)
-    flip = rng.random(len(y_tr)) < CORRUPTION
+    flip = rng.random(len(y_tr)) < corruption
     y_noisy = y_tr.copy()
     y_noisy[flip] = (y_tr[flip] + rng.integers(1, 10, size=int(flip.sum()))) % 10  # a wrong class
     as_t = lambda a, dt: torch.as_tensor(a, dtype=dt)

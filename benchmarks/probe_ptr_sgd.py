@@ -36,6 +36,12 @@ Companion to ``bench_robust_training.py`` (issue 10), same data, model and corru
    Both are private for adding or removing one *participant*. Seeds 0 and 1; C in {0.3, 1};
    trims 0.05, 0.2 and 0.3 with β = 1.1, 0.5 and 0.3·C/m; learning rate 2 (PTR: 2·m/(m − 2t)).
 
+6. **Gradient corruption** (``--gradient-attack``, about 5 minutes; output in
+   ``benchmarks/results/probe_ptr_sgd_attack.txt``). Clean labels; a quarter of the training
+   examples (fixed per seed) send −10 times their gradient, which clipping turns into a
+   reversed gradient of norm C. Same two aggregators as section 5 on the clipped per-example
+   rows (add/remove one example), trims 0.3 and 0.4, β = 0.4 and 0.7·C/m.
+
 Run: ``python benchmarks/probe_ptr_sgd.py`` (about 5 minutes on 2 CPU cores); output in
 ``benchmarks/results/probe_ptr_sgd.txt``.
 """
@@ -142,43 +148,46 @@ def clip_sweep() -> None:
 
 def _participant_data(seed: int, size: int) -> tuple:
     """bench._data's split, with participants of ``size`` rows and a quarter of them corrupted."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
-    scaler = StandardScaler().fit(x_tr)
-    x_tr, x_te = scaler.transform(x_tr), scaler.transform(x_te)
+    x, y, x_te, y_te = bench._data(seed, corruption=0.0)
     rng = np.random.default_rng(seed)
-    n_part = len(y_tr) // size
-    owner = rng.permutation(np.arange(len(y_tr)) % n_part)
+    n_part = len(y) // size
+    owner = rng.permutation(np.arange(len(y)) % n_part)
     bad = rng.random(n_part) < bench.CORRUPTION
-    shift = rng.integers(1, 10, size=n_part)
-    rows = bad[owner]
-    y_noisy = y_tr.copy()
-    y_noisy[rows] = (y_tr[rows] + shift[owner[rows]]) % 10
-    as_t = lambda a, dt: torch.as_tensor(a, dtype=dt)
-    return (as_t(x_tr, torch.float32), as_t(y_noisy, torch.long), as_t(x_te, torch.float32),
-            as_t(y_te, torch.long), owner, n_part)
+    shift = torch.as_tensor(rng.integers(1, 10, size=n_part))
+    rows = torch.as_tensor(bad[owner])
+    y = y.clone()
+    y[rows] = (y[rows] + shift[torch.as_tensor(owner)][rows]) % 10
+    return x, y, x_te, y_te, owner, n_part
 
 
-def _participant_run(method: str, eps: float | None, seed: int, c: float, lr: float,
-                     trim: float = 0.0, ratio: float = 1.0) -> tuple[float, int]:
-    """Accuracy and passes of one full-batch run on participant vectors (see section 5)."""
+def _manual_run(method: str, eps: float | None, seed: int, c: float, lr: float,
+                trim: float = 0.0, ratio: float = 1.0, *, mode: str) -> tuple[float, int]:
+    """Accuracy and passes of one full-batch run (sections 5 and 6).
+
+    ``mode="participants"``: the aggregated rows are the clipped participant averages;
+    ``mode="attack"``: the clipped per-example gradients, those of the attacked quarter of the
+    examples reversed and scaled by 10 before clipping. DP-SGD's step is (Σ rows + N(0, σ²))/m,
+    PTR-SGD's is ``PTRSGD._release`` on the rows.
+    """
     from accountants.calibrate import calibrate
     from accountants.events import GaussianDpEvent, SelfComposedDpEvent
     from accountants.noise import sample_gaussian
     from accountants.ptr import calibrate_ptr
     from privval.robust import _clip_rows
 
-    x, y, x_te, y_te, owner, n_part = _participant_data(seed, 5)
+    if mode == "participants":
+        x, y, x_te, y_te, owner, n_part = _participant_data(seed, 5)
+        m = n_part
+    else:
+        x, y, x_te, y_te = bench._data(seed, corruption=0.0)
+        attacked = np.random.default_rng(seed).random(len(x)) < bench.CORRUPTION
+        m = len(x)
     model = bench._model(seed)
     # a trainer used only for its per-example gradients (C = 1e6: no clipping) and updates
     grads_of = PTRSGD(model, x, y, lr=lr, clip_norm=1e6, expected_batch_size=len(x), rng=seed,
                       trim=0, noise_multiplier=1e-12, proposed_bound=1.0, test_scale=1.0,
                       delta0=0.5)
-    m, source, sigma, ptr = n_part, grads_of._source, 0.0, None
+    source, sigma, ptr = grads_of._source, 0.0, None
     if method == "dp" and eps is not None:
         sigma = c * calibrate(lambda s: SelfComposedDpEvent(GaussianDpEvent(s), STEPS), eps,
                               bench.DELTA, accountant="rdp")
@@ -199,13 +208,16 @@ def _participant_run(method: str, eps: float | None, seed: int, c: float, lr: fl
         ptr = PTRSGD(bench._model(seed), x, y, lr=lr, clip_norm=c, expected_batch_size=m,
                      rng=seed, trim=t, **params)
         ptr._source = source
-    sizes = np.bincount(owner, minlength=n_part)[:, None]
     passes = 0
     for _ in range(STEPS):
         grads = grads_of._per_example_grads(np.arange(len(x)))
-        vectors = np.zeros((n_part, grads.shape[1]))
-        np.add.at(vectors, owner, grads)
-        vectors = _clip_rows(vectors / sizes, c)
+        if mode == "participants":
+            vectors = np.zeros((m, grads.shape[1]))
+            np.add.at(vectors, owner, grads)
+            vectors = _clip_rows(vectors / np.bincount(owner, minlength=m)[:, None], c)
+        else:
+            grads[attacked] *= -10.0
+            vectors = _clip_rows(grads, c)
         if ptr is None:
             noise = sample_gaussian(sigma, vectors.shape[1], source) if sigma else 0.0
             update = (vectors.sum(axis=0) + noise) / m
@@ -232,16 +244,44 @@ def participants() -> None:
         f"batch, T = {STEPS}, seeds 0 and 1; accuracy per seed (PTR: and its passes per seed)")
     for eps in (None, 1.0, 4.0):
         for c in (0.3, 1.0):
-            accs = [_participant_run("dp", eps, seed, c, LR)[0] for seed in (0, 1)]
+            accs = [_manual_run("dp", eps, seed, c, LR, mode="participants")[0] for seed in (0, 1)]
             say(f"eps={'inf' if eps is None else f'{eps:g}'} C={c:g}: DP-SGD "
                 f"{', '.join(f'{a:.3f}' for a in accs)}")
             for trim, ratio in ((0.05, 1.1), (0.2, 0.5), (0.3, 0.3)):
-                runs = [_participant_run("ptr", eps, seed, c, LR / (1 - 2 * trim), trim, ratio)
+                runs = [_manual_run("ptr", eps, seed, c, LR / (1 - 2 * trim), trim, ratio,
+                                    mode="participants")
                         for seed in (0, 1)]
                 say(f"    PTR-SGD trim {trim}, beta {ratio}·C/m: "
                     f"{', '.join(f'{a:.3f}' for a, _ in runs)}; passes "
                     f"{', '.join(str(p) for _, p in runs)}")
     out = Path(__file__).parent / "results" / "probe_ptr_sgd_participants.txt"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"# saved to {out}")
+
+
+def gradient_attack() -> None:
+    """Section 6: a quarter of the examples send reversed, scaled gradients; clean labels."""
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    say(f"# probe_ptr_sgd --gradient-attack  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} "
+        f"UTC; digits, clean labels, {bench.CORRUPTION:.0%} of examples send -10 x their gradient "
+        f"(then clipped to C = {bench.CLIP}), full batch, T = {STEPS}, seeds 0 and 1; accuracy per "
+        "seed (PTR: and its passes per seed)")
+    for eps in (None, 1.0, 4.0):
+        accs = [_manual_run("dp", eps, seed, bench.CLIP, LR, mode="attack")[0] for seed in (0, 1)]
+        say(f"eps={'inf' if eps is None else f'{eps:g}'}: DP-SGD {', '.join(f'{a:.3f}' for a in accs)}")
+        for trim in (0.3, 0.4):
+            for ratio in (0.4, 0.7):
+                runs = [_manual_run("ptr", eps, seed, bench.CLIP, LR / (1 - 2 * trim), trim, ratio,
+                                    mode="attack") for seed in (0, 1)]
+                say(f"    PTR-SGD trim {trim}, beta {ratio}·C/m: "
+                    f"{', '.join(f'{a:.3f}' for a, _ in runs)}; passes "
+                    f"{', '.join(str(p) for _, p in runs)}")
+    out = Path(__file__).parent / "results" / "probe_ptr_sgd_attack.txt"
     out.write_text("\n".join(lines) + "\n")
     print(f"# saved to {out}")
 
@@ -252,8 +292,13 @@ def main() -> None:
                         help="run only section 4, the clip-norm sweep")
     parser.add_argument("--participants", action="store_true",
                         help="run only section 5, per-participant gradients")
+    parser.add_argument("--gradient-attack", action="store_true",
+                        help="run only section 6, reversed gradients from a quarter of examples")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.gradient_attack:
+        gradient_attack()
+        return
     if args.participants:
         participants()
         return
