@@ -78,12 +78,7 @@ def clip_sweep() -> None:
     """Section 4: does a clip norm other than the benchmark's C = 1 change the verdict?"""
     from privval.robust import DPSGD
 
-    lines: list[str] = []
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-        lines.append(text)
-
+    say = _Report()
     x, y, x_te, y_te = bench._data(SEED)
     m = len(x)
     say(f"# probe_ptr_sgd --clip-sweep  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC; "
@@ -141,9 +136,7 @@ def clip_sweep() -> None:
                 f"{trainer.lr * trainer.noise_multiplier * ratio * c:.1f}/m (pass branch), "
                 f"accuracy {bench._accuracy(model, x_te, y_te):.4f}, "
                 f"eps {trainer.epsilon(bench.DELTA):.3f}")
-    out = Path(__file__).parent / "results" / "probe_ptr_sgd_clip.txt"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"# saved to {out}")
+    say.save("probe_ptr_sgd_clip.txt")
 
 
 def _participant_data(seed: int, size: int) -> tuple:
@@ -231,59 +224,60 @@ def _manual_run(method: str, eps: float | None, seed: int, c: float, lr: float,
     return bench._accuracy(model, x_te, y_te), passes
 
 
+class _Report:
+    """Prints each line as it comes and saves them all under benchmarks/results."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def save(self, name: str) -> None:
+        out = Path(__file__).parent / "results" / name
+        out.write_text("\n".join(self.lines) + "\n")
+        print(f"# saved to {out}")
+
+
+def _robust_sweep(say: _Report, mode: str, c: float,
+                  configs: tuple[tuple[float, float], ...]) -> None:
+    """DP-SGD and PTR-SGD (each (trim, β/(C/m)) in ``configs``) at ε = inf, 1, 4, seeds 0, 1."""
+    for eps in (None, 1.0, 4.0):
+        accs = [_manual_run("dp", eps, seed, c, LR, mode=mode)[0] for seed in (0, 1)]
+        where = f"eps={'inf' if eps is None else f'{eps:g}'}"
+        if mode == "participants":
+            where += f" C={c:g}"
+        say(f"{where}: DP-SGD {', '.join(f'{a:.3f}' for a in accs)}")
+        for trim, ratio in configs:
+            runs = [_manual_run("ptr", eps, seed, c, LR / (1 - 2 * trim), trim, ratio, mode=mode)
+                    for seed in (0, 1)]
+            say(f"    PTR-SGD trim {trim}, beta {ratio}·C/m: "
+                f"{', '.join(f'{a:.3f}' for a, _ in runs)}; passes "
+                f"{', '.join(str(p) for _, p in runs)}")
+
+
 def participants() -> None:
     """Section 5: per-participant gradients, add/remove one participant."""
-    lines: list[str] = []
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-        lines.append(text)
-
+    say = _Report()
     say(f"# probe_ptr_sgd --participants  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC; "
         f"digits, participants of 5 rows, {bench.CORRUPTION:.0%} of participants corrupted, full "
         f"batch, T = {STEPS}, seeds 0 and 1; accuracy per seed (PTR: and its passes per seed)")
-    for eps in (None, 1.0, 4.0):
-        for c in (0.3, 1.0):
-            accs = [_manual_run("dp", eps, seed, c, LR, mode="participants")[0] for seed in (0, 1)]
-            say(f"eps={'inf' if eps is None else f'{eps:g}'} C={c:g}: DP-SGD "
-                f"{', '.join(f'{a:.3f}' for a in accs)}")
-            for trim, ratio in ((0.05, 1.1), (0.2, 0.5), (0.3, 0.3)):
-                runs = [_manual_run("ptr", eps, seed, c, LR / (1 - 2 * trim), trim, ratio,
-                                    mode="participants")
-                        for seed in (0, 1)]
-                say(f"    PTR-SGD trim {trim}, beta {ratio}·C/m: "
-                    f"{', '.join(f'{a:.3f}' for a, _ in runs)}; passes "
-                    f"{', '.join(str(p) for _, p in runs)}")
-    out = Path(__file__).parent / "results" / "probe_ptr_sgd_participants.txt"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"# saved to {out}")
+    for c in (0.3, 1.0):
+        _robust_sweep(say, "participants", c, ((0.05, 1.1), (0.2, 0.5), (0.3, 0.3)))
+    say.save("probe_ptr_sgd_participants.txt")
 
 
 def gradient_attack() -> None:
     """Section 6: a quarter of the examples send reversed, scaled gradients; clean labels."""
-    lines: list[str] = []
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-        lines.append(text)
-
+    say = _Report()
     say(f"# probe_ptr_sgd --gradient-attack  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} "
         f"UTC; digits, clean labels, {bench.CORRUPTION:.0%} of examples send -10 x their gradient "
         f"(then clipped to C = {bench.CLIP}), full batch, T = {STEPS}, seeds 0 and 1; accuracy per "
         "seed (PTR: and its passes per seed)")
-    for eps in (None, 1.0, 4.0):
-        accs = [_manual_run("dp", eps, seed, bench.CLIP, LR, mode="attack")[0] for seed in (0, 1)]
-        say(f"eps={'inf' if eps is None else f'{eps:g}'}: DP-SGD {', '.join(f'{a:.3f}' for a in accs)}")
-        for trim in (0.3, 0.4):
-            for ratio in (0.4, 0.7):
-                runs = [_manual_run("ptr", eps, seed, bench.CLIP, LR / (1 - 2 * trim), trim, ratio,
-                                    mode="attack") for seed in (0, 1)]
-                say(f"    PTR-SGD trim {trim}, beta {ratio}·C/m: "
-                    f"{', '.join(f'{a:.3f}' for a, _ in runs)}; passes "
-                    f"{', '.join(str(p) for _, p in runs)}")
-    out = Path(__file__).parent / "results" / "probe_ptr_sgd_attack.txt"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"# saved to {out}")
+    _robust_sweep(say, "attack", bench.CLIP,
+                  tuple((trim, ratio) for trim in (0.3, 0.4) for ratio in (0.4, 0.7)))
+    say.save("probe_ptr_sgd_attack.txt")
 
 
 def main() -> None:
@@ -305,12 +299,7 @@ def main() -> None:
     if args.clip_sweep:
         clip_sweep()
         return
-    lines: list[str] = []
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-        lines.append(text)
-
+    say = _Report()
     x, y, x_te, y_te = bench._data(SEED)
     m = len(x)
     say(f"# probe_ptr_sgd  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC; digits, "
@@ -379,9 +368,7 @@ def main() -> None:
                     f"{bench._accuracy(model, x_te, y_te):.4f}, eps {trainer.epsilon(bench.DELTA):.3f}")
                 trainer.close()
 
-    out = Path(__file__).parent / "results" / "probe_ptr_sgd.txt"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"# saved to {out}")
+    say.save("probe_ptr_sgd.txt")
 
 
 if __name__ == "__main__":
