@@ -628,7 +628,13 @@ def _check_label_kinds(y: Any, y_val: np.ndarray, func: str) -> None:
 def _block_inputs(
     xb: np.ndarray, yb: np.ndarray, x_val: np.ndarray, func: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check one chunk on its worker; align float precision as the in-memory path does."""
+    """Check one chunk on its worker; align float precision as the in-memory path does.
+
+    A chunk may have no rows (a boolean mask can empty one; the whole array was checked to be
+    non-empty by :func:`_training`): it is returned as it is, and contributes nothing.
+    """
+    if xb.ndim == 2 and xb.shape[0] == 0:
+        return xb, yb.reshape(-1), x_val
     xb = check_features(xb, "x_train", func)
     yb = check_labels(yb.reshape(-1), "y_train", func, xb.shape[0])
     xv = x_val
@@ -668,9 +674,10 @@ def _count_chunk(
     ``rows`` holds the chunk's global row indices (its first one selects the subsample tiles).
     """
     xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
-    row0 = int(rows[0]) if rows.shape[0] else 0
+    if xb.shape[0] == 0:
+        return np.zeros((1, x_val.shape[0], 2), dtype=np.int64)
     counts = shard_counts(xb, yb, xv, y_val, tau=tau, metric=metric, sampling_rate=rate,
-                          key=key, row0=row0, max_contributions=max_contributions,
+                          key=key, row0=int(rows[0]), max_contributions=max_contributions,
                           chunk_size=budget)
     return counts[None]
 
@@ -721,9 +728,10 @@ def _value_chunk(
 ) -> np.ndarray:
     """Per-record values of one chunk (the second pass)."""
     xb, yb, xv = _block_inputs(xb, yb, x_val, caller)
-    row0 = int(rows[0]) if rows.shape[0] else 0
+    if xb.shape[0] == 0:
+        return np.zeros(0, dtype=np.float64)
     values = shard_values(xb, yb, xv, y_val, counts, tau=tau, n_classes=n_classes,
-                          metric=metric, sampling_rate=rate, key=key, row0=row0,
+                          metric=metric, sampling_rate=rate, key=key, row0=int(rows[0]),
                           max_contributions=max_contributions, chunk_size=budget)
     if divisor != 1.0:
         values /= divisor
@@ -923,7 +931,8 @@ def dask_tknn_shapley(
     """:func:`privval.tknn_shapley` for training data on a Dask cluster; returns a Dask array.
 
     Two passes (Wang et al. 2023, arXiv 2308.15709; DESIGN.md §2): the counts pass of
-    :func:`dask_neighbor_counts` runs now (with the label set, when ``n_classes`` is None);
+    :func:`dask_neighbor_counts` runs now (with the training label set, which infers or
+    checks ``n_classes``);
     the value pass is returned lazily, chunk-aligned with ``x_train``, so values are computed
     where the data lives and gathered only if the caller calls ``.compute()``.
 

@@ -237,6 +237,7 @@ def test_value_pass_resubmits_no_count_pass_key_with_another_spec(client, data, 
     handler = logging.Handler()
     handler.emit = lambda record: messages.append(record.getMessage())
     scheduler_log = logging.getLogger("distributed.scheduler")
+    assert scheduler_log.isEnabledFor(logging.WARNING)  # else the check below could not fail
     scheduler_log.addHandler(handler)
     held = []
     try:
@@ -259,6 +260,36 @@ def test_value_pass_resubmits_no_count_pass_key_with_another_spec(client, data, 
             future.release()
     reports = messages + [str(w.message) for w in caught]
     assert not [r for r in reports if "run_spec" in r], reports[:1]
+
+
+@pytest.mark.parametrize("how", ["mask", "explicit"])
+def test_chunks_without_rows_contribute_nothing(client, data, how):
+    """A chunk with no rows (a boolean mask can leave one) is accepted and adds nothing.
+
+    Before, every worker refused such a chunk ("'x_train' ... must be a non-empty 2-D array")
+    although the array as a whole was not empty.
+    """
+    from privval.private import dp_tknn_shapley
+
+    x, y, xv, yv = data
+    keep = np.ones(N, dtype=bool)
+    keep[80:160] = False  # exactly the second chunk of 80 rows
+    if how == "mask":  # unknown chunk sizes, one of them 0 once computed
+        mask = da.from_array(keep, chunks=80)
+        xd, yd = da.from_array(x, chunks=(80, D))[mask], da.from_array(y, chunks=80)[mask]
+    else:
+        rows = (80, 0, 240, 0, int(keep.sum()) - 320)
+        xd, yd = da.from_array(x[keep], chunks=(rows, D)), da.from_array(y[keep], chunks=(rows,))
+    xk, yk = x[keep], y[keep]
+    np.testing.assert_array_equal(dask_neighbor_counts(xd, yd, xv, yv, tau=TAU),
+                                  neighbor_counts(xk, yk, xv, yv, tau=TAU))
+    values = dask_tknn_shapley(xd, yd, xv, yv, tau=TAU).compute()
+    np.testing.assert_allclose(values, tknn_shapley(xk, yk, xv, yv, tau=TAU),
+                               rtol=1e-12, atol=1e-15)
+    rel = dask_dp_tknn_shapley(xd, yd, xv, yv, tau=TAU, **_SAME_SEED)
+    expected = dp_tknn_shapley(xk, yk, xv, yv, tau=TAU, **_SAME_SEED)
+    np.testing.assert_array_equal(rel.noisy_counts, expected.noisy_counts)
+    np.testing.assert_allclose(rel.values.compute(), expected.values, rtol=1e-12, atol=1e-15)
 
 
 def test_bad_input_fails_before_anything_is_charged(data, tmp_path):
