@@ -311,6 +311,12 @@ def test_bad_input_fails_before_anything_is_charged(data, tmp_path):
             dask_neighbor_counts([str(tmp_path / "a.npy")], yd, xv, yv, tau=TAU)
         with pytest.raises(ValueError, match="does not exist"):
             dask_neighbor_counts([str(tmp_path / "a.npy")], None, xv, yv, tau=TAU)
+        # Mixed object labels: privval's own message from the count task (the label set is
+        # read in the same task, after the check, so numpy's sort error cannot come first).
+        mixed = da.from_array(np.array([1, "a"] * (N // 2), dtype=object), chunks=100)
+        with pytest.raises(TypeError, match="'y_train'.*integer or string labels"):
+            dask_tknn_shapley(da.from_array(x, chunks=(100, D)), mixed, xv, yv.astype(str),
+                              tau=TAU)
         bad = x.copy()
         bad[3, 1] = np.nan
         with pytest.raises(ValueError, match="finite"):
