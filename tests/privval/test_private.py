@@ -514,3 +514,33 @@ def test_evr_release_carries_an_accepted_certificate_within_the_target(rng, tmp_
         assert record.certificate is not None and record.certificate["accepted"]
     finally:
         led.close()
+
+
+@pytest.mark.parametrize("budget", [20, 150, 2**20])
+def test_ball_pairs_are_exactly_the_in_ball_pairs_for_any_tiling(budget):
+    """Every (validation, training) pair within τ appears once, in its block, whatever the tiles.
+
+    ``budget`` 20 gives one validation row per block and three training chunks per row (the
+    ``t0 > 0`` offsets), 150 four blocks of up to three rows, 2**20 one tile. Oracle: explicit
+    distances.
+    """
+    from privval.neighbors import _prepare
+    from privval.private import _ball_pairs
+
+    gen = np.random.default_rng(5)
+    xt, xv, tau = gen.normal(size=(50, 3)), gen.normal(size=(10, 3)), 1.2
+    geom = _prepare(xt, xv, metric="euclidean", tau=tau, train_order=np.arange(50), device=None,
+                    func="test")
+    expected = np.linalg.norm(xv[:, None, :] - xt[None, :, :], axis=2) <= tau
+    assert 0 < expected.sum() < expected.size
+    seen = np.zeros_like(expected)
+    blocks = 0
+    for v0, v1, rows, cols in _ball_pairs(geom, 10, 50, budget, progress=False):
+        blocks += 1
+        assert rows.dtype == np.int64 and cols.dtype == np.int64
+        assert np.all((rows >= 0) & (rows < v1 - v0))
+        assert np.unique(rows * 50 + cols).size == rows.size  # no pair twice
+        assert not seen[v0 + rows, cols].any()
+        seen[v0 + rows, cols] = True
+    np.testing.assert_array_equal(seen, expected)
+    assert blocks == {20: 10, 150: 4, 2**20: 1}[budget]
