@@ -274,7 +274,8 @@ def _calibrate_cached(kind: str, params: tuple, epsilon: float, delta: float,
     bracket = _sigma_bracket(kind, params, epsilon, delta, floor)
     found = None
     if bracket is not None:
-        found = _secant_sigma(make, epsilon, delta, accountant, kwargs, bracket, floor)
+        found = _secant_sigma(make, epsilon, delta, accountant, kwargs, bracket, floor,
+                              _clt_sigma(kind, params, epsilon, delta))
     if found is None:
         sigma = float(calibrate(make, epsilon, delta, accountant=accountant, lower=floor,
                                 rtol=1e-3, accountant_kwargs=kwargs or None))
@@ -285,13 +286,39 @@ def _calibrate_cached(kind: str, params: tuple, epsilon: float, delta: float,
     return sigma, claimed
 
 
+def _clt_sigma(kind: str, params: tuple, epsilon: float, delta: float) -> float | None:
+    """Starting σ for the search: the central-limit approximation of the count release.
+
+    ``count`` Poisson-subsampled (rate q) Gaussian steps of sensitivity 1 are close to μ-GDP
+    with μ = q·√(count·(e^{1/σ²} − 1)) when q·√count is not small (Bu, Dong, Long & Su 2020;
+    None below 0.1, where the default start of :func:`_secant_sigma` does as well),
+    and μ-GDP meets (ε, δ) for μ = 1/z, z the analytic Gaussian's noise multiplier. Solving
+    gives σ = 1/√(ln(1 + (μ/(q√count))²)); at q = 1 it is the exact √count·z. Only a start:
+    the accountant decides (e.g. 11.80 against the calibrated 11.89 at q = 0.1, count = 1000,
+    ε = 1, δ = 1e-5).
+    """
+    from accountants.lattice import analytic_gaussian_noise_multiplier
+
+    if kind not in ("counts", "selection+counts"):
+        return None
+    q, count = (params[0], params[-1]) if kind == "counts" else (params[1], params[-1])
+    if q * math.sqrt(count) < 0.1:  # far from the central-limit regime: no better start
+        return None
+    z = analytic_gaussian_noise_multiplier(float(epsilon), float(delta))
+    if q >= 1.0:
+        return math.sqrt(count) * z
+    ratio = 1.0 / (z * q * math.sqrt(count))
+    return 1.0 / math.sqrt(math.log1p(ratio * ratio))
+
+
 def _secant_sigma(make: Callable[[float], DpEvent], epsilon: float, delta: float,
                   accountant: str, kwargs: dict, bracket: tuple[float, float],
-                  floor: float) -> tuple[float, float] | None:
+                  floor: float, start: float | None = None) -> tuple[float, float] | None:
     """Secant search for σ with ε(σ) in [ε(1 − 2e-3), ε]; None if it does not converge.
 
-    Soundness does not depend on the search: the returned ε is the accountant's value at the
-    returned σ, and the caller checks it against the target.
+    It starts from ``start`` (clamped to the bracket) when given, else from 0.8 times the
+    bracket's upper end. Soundness does not depend on the search: the returned ε is the
+    accountant's value at the returned σ, and the caller checks it against the target.
     """
     aim = epsilon * (1.0 - 0.5 * _CAL_RTOL)  # the middle of the accepted window
 
@@ -302,7 +329,7 @@ def _secant_sigma(make: Callable[[float], DpEvent], epsilon: float, delta: float
         return math.log(eps / aim), eps
 
     lo_x, hi_x = math.log(bracket[0]), math.log(bracket[1])
-    x0 = min(max(math.log(0.8 * bracket[1]), lo_x), hi_x)
+    x0 = min(max(math.log(0.8 * bracket[1] if start is None else start), lo_x), hi_x)
     try:
         f0, e0 = log_gap(x0)
         best = (math.exp(x0), e0) if e0 <= epsilon else None

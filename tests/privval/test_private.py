@@ -544,3 +544,27 @@ def test_ball_pairs_are_exactly_the_in_ball_pairs_for_any_tiling(budget):
         seen[v0 + rows, cols] = True
     np.testing.assert_array_equal(seen, expected)
     assert blocks == {20: 10, 150: 4, 2**20: 1}[budget]
+
+
+@pytest.mark.parametrize("q, count, epsilon", [(0.1, 1000, 1.0), (0.01, 1000, 0.1),
+                                               (0.5, 100, 4.0), (1.0, 10, 1.0)])
+def test_calibration_starts_near_the_answer_in_the_central_limit_regime(q, count, epsilon,
+                                                                        monkeypatch):
+    """The search starts within 10% of the σ the PLD accountant settles on, and needs at most
+    four accountant evaluations there (the default start needed 3, 4, 6 and 9 on these cases)."""
+    from privval import private
+
+    params = (q, "discrete_gaussian", count)
+    start = private._clt_sigma("counts", params, epsilon, 1e-5)
+    calls = []
+    real = private._epsilon_of
+    monkeypatch.setattr(private, "_epsilon_of", lambda *a, **k: calls.append(1) or real(*a, **k))
+    private._calibrate_cached.cache_clear()
+    sigma, claimed = private._calibrate_cached("counts", params, epsilon, 1e-5, "pld")
+    private._calibrate_cached.cache_clear()
+    assert epsilon * (1 - 2e-3) <= claimed <= epsilon
+    assert abs(start / sigma - 1) < 0.1
+    assert len(calls) <= 4
+    # Far from the central-limit regime there is no start (the default one is used).
+    assert private._clt_sigma("counts", (0.01, "discrete_gaussian", 10), epsilon, 1e-5) is None
+    assert private._clt_sigma("knn", (count,), epsilon, 1e-5) is None
