@@ -294,7 +294,7 @@ def _clt_sigma(kind: str, params: tuple, epsilon: float, delta: float) -> float 
     None below 0.1, where the default start of :func:`_secant_sigma` does as well),
     and μ-GDP meets (ε, δ) for μ = 1/z, z the analytic Gaussian's noise multiplier. Solving
     gives σ = 1/√(ln(1 + (μ/(q√count))²)); at q = 1 it is the exact √count·z. Only a start:
-    the accountant decides (e.g. 11.80 against the calibrated 11.89 at q = 0.1, count = 1000,
+    the accountant decides (e.g. 11.82 against the calibrated 11.89 at q = 0.1, count = 1000,
     ε = 1, δ = 1e-5).
     """
     from accountants.lattice import analytic_gaussian_noise_multiplier
