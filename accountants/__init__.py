@@ -64,6 +64,7 @@ from accountants.monte_carlo import (
     MonteCarloAccountant,
     MonteCarloEstimate,
     choose_importance_factor,
+    choose_importance_sampler,
 )
 from accountants.evr import (
     Certificate,
@@ -148,6 +149,7 @@ __all__: list[str] = [
     "MonteCarloAccountant",
     "MonteCarloEstimate",
     "choose_importance_factor",
+    "choose_importance_sampler",
     "Certificate",
     "EVRResult",
     "NoiseCalibration",
