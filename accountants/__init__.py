@@ -64,7 +64,6 @@ from accountants.monte_carlo import (
     MonteCarloAccountant,
     MonteCarloEstimate,
     choose_importance_factor,
-    choose_importance_sampler,
 )
 from accountants.evr import (
     Certificate,
@@ -149,7 +148,6 @@ __all__: list[str] = [
     "MonteCarloAccountant",
     "MonteCarloEstimate",
     "choose_importance_factor",
-    "choose_importance_sampler",
     "Certificate",
     "EVRResult",
     "NoiseCalibration",

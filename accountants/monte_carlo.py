@@ -32,7 +32,6 @@ Dominating pairs, with ``μ_s`` the noise distribution centred at ``s`` and
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import numbers
@@ -54,11 +53,9 @@ from accountants.events import DiscreteGaussianDpEvent, DiscreteLaplaceDpEvent
 
 __all__ = [
     "IMPORTANCE_CANDIDATES",
-    "IMPORTANCE_SHIFTS",
     "MonteCarloAccountant",
     "MonteCarloEstimate",
     "choose_importance_factor",
-    "choose_importance_sampler",
     "delta_from_losses",
     "effective_sample_size",
     "epsilon_from_losses",
@@ -405,19 +402,16 @@ def proposal_rate(q: float, factor: float) -> float:
 Sums = dict[str, tuple[Any, Any | None]]
 
 
-def _step_block(be: Any, step: _Step, shape: tuple[int, ...], factor: float,
-                shift: float = 1.0) -> Sums:
+def _step_block(be: Any, step: _Step, shape: tuple[int, ...], factor: float) -> Sums:
     """Sampled losses (and log importance weights, or None) of a block of steps, per direction.
 
-    Remove direction: ``x ~ (1-q′)μ_0 + q′μ_{sΔ}``, loss ``ℓ_q(x)``, log weight
-    ``ℓ_q(x) - ℓ′(x)`` with ``ℓ′(x) = ln[(1-q′) + q′ μ_{sΔ}(x)/μ_0(x)]`` the proposal's own
-    log ratio. Add direction: ``y ~ (1-q′)μ_0 + q′μ_{-sΔ}``, loss ``-ℓ_q(y)``, log weight
-    ``-ℓ′(-y)`` (the mirrored ratio: the noises are symmetric). ``s`` is the importance
-    ``shift`` (1: the sampled component itself). With q′ = q and s = 1 this is plain Monte
-    Carlo and the weights are 1 (None). Both directions start from the same noise draws: each
-    direction's samples are still i.i.d. from its own pair, and the two are estimated (and
-    verified) separately, so sharing only correlates the two estimates and halves the
-    sampling cost.
+    Remove direction: ``x ~ (1-q′)μ_0 + q′μ_Δ``, loss ``ℓ_q(x)``, log weight
+    ``ℓ_q(x) - ℓ_q′(x)``. Add direction: ``y ~ (1-q′)μ_0 + q′μ_{-Δ}``, loss ``-ℓ_q(y)``,
+    log weight ``-ℓ_q′(-y)`` (the mirrored ratio: the noises are symmetric). With q′ = q
+    this is plain Monte Carlo and the weights are 1 (None). Both directions start from the
+    same noise draws: each direction's samples are still i.i.d. from its own pair, and the
+    two are estimated (and verified) separately, so sharing only correlates the two
+    estimates and halves the sampling cost.
     """
     q = step.sampling_rate
     qp = proposal_rate(q, factor)
@@ -426,26 +420,21 @@ def _step_block(be: Any, step: _Step, shape: tuple[int, ...], factor: float,
     if q >= 1.0:
         return {"remove": (_log_ratio(be, step, noise + d), None),
                 "add": (-_log_ratio(be, step, noise), None)}
-    if qp == q and shift == 1.0:
-        r = _log_ratio(be, step, noise + d * be.bernoulli(q, shape))
-        add_loss = -_mixture_loss(be, q, _log_ratio(be, step, noise))
-        return {"remove": (_mixture_loss(be, q, r), None), "add": (add_loss, None)}
-    proposal = dataclasses.replace(step, sensitivity=shift * d)
-    sd = proposal.sensitivity
-    x = noise + sd * be.bernoulli(qp, shape)
+    x = noise + d * be.bernoulli(qp, shape)
     r = _log_ratio(be, step, x)
     remove_loss = _mixture_loss(be, q, r)
-    y = noise - sd * be.bernoulli(qp, shape)
-    r_proposal = r if shift == 1.0 else _log_ratio(be, proposal, x)
+    if qp == q:
+        add_loss = -_mixture_loss(be, q, _log_ratio(be, step, noise))
+        return {"remove": (remove_loss, None), "add": (add_loss, None)}
+    y = noise - d * be.bernoulli(qp, shape)
     return {
-        "remove": (remove_loss, remove_loss - _mixture_loss(be, qp, r_proposal)),
+        "remove": (remove_loss, remove_loss - _mixture_loss(be, qp, r)),
         "add": (-_mixture_loss(be, q, _log_ratio(be, step, y)),
-                -_mixture_loss(be, qp, _log_ratio(be, proposal, -y))),
+                -_mixture_loss(be, qp, _log_ratio(be, step, -y))),
     }
 
 
-def _accumulate(be: Any, step: _Step, count: int, sums: Sums, factor: float,
-                shift: float = 1.0) -> Sums:
+def _accumulate(be: Any, step: _Step, count: int, sums: Sums, factor: float) -> Sums:
     """Add ``count`` independent steps to the running sums, in blocks of bounded size."""
     m = int(sums["remove"][0].shape[0])
     per_block = max(1, _BLOCK // max(m, 1))
@@ -453,7 +442,7 @@ def _accumulate(be: Any, step: _Step, count: int, sums: Sums, factor: float,
     done = 0
     while done < count:
         k = min(per_block, count - done)
-        block = _step_block(be, step, (k, m), factor, shift)
+        block = _step_block(be, step, (k, m), factor)
         for direction, (loss, lw) in block.items():
             losses, logw = sums[direction]
             losses = losses + loss.sum(0)
@@ -465,13 +454,12 @@ def _accumulate(be: Any, step: _Step, count: int, sums: Sums, factor: float,
 
 
 def sample_loss_sums(
-    plan_steps: tuple[tuple[_Step, int], ...], n: int, be: Any, factor: float = 1.0,
-    shift: float = 1.0,
+    plan_steps: tuple[tuple[_Step, int], ...], n: int, be: Any, factor: float = 1.0
 ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """Sampled composed losses (and log weights) of ``n`` independent runs, per direction."""
     sums: Sums = {d: (be.zeros(n), None) for d in _DIRECTIONS}
     for step, count in plan_steps:
-        sums = _accumulate(be, step, count, sums, factor, shift)
+        sums = _accumulate(be, step, count, sums, factor)
     return {d: (be.to_numpy(l), None if w is None else be.to_numpy(w)) for d, (l, w) in sums.items()}
 
 
@@ -606,12 +594,6 @@ class MonteCarloAccountant(Accountant):
     importance_factor : float, default 1.0
         Inflation of the Poisson rate for importance sampling, in [1, inf); 1 is plain
         Monte Carlo.
-    importance_shift : float, default 1.0
-        Shift s of the importance sampler's sampled component, as a multiple of the
-        sensitivity Δ: it draws from (1-q′)μ_0 + q′μ_{sΔ}, in (0, inf). Values above 1 reach
-        the tail of the loss sooner (:func:`choose_importance_sampler` picks one on a pilot);
-        discrete noise needs s·Δ to be an integer. With ``importance_factor = 1`` and s = 1
-        the sampler is plain Monte Carlo.
     backend : {"numpy", "torch"} or None, default None
         Sampling library; None chooses from ``device``.
     neighboring_relation : NeighboringRelation, default ADD_OR_REMOVE_ONE
@@ -641,7 +623,6 @@ class MonteCarloAccountant(Accountant):
         device: str = "cpu",
         *,
         importance_factor: float = 1.0,
-        importance_shift: float = 1.0,
         backend: str | None = None,
         neighboring_relation: NeighboringRelation | str = NeighboringRelation.ADD_OR_REMOVE_ONE,
     ) -> None:
@@ -663,15 +644,6 @@ class MonteCarloAccountant(Accountant):
                 "The 'importance_factor' parameter of MonteCarloAccountant must be a float in "
                 f"[1, inf). Got {importance_factor!r} instead."
             )
-        if (
-            isinstance(importance_shift, bool)
-            or not isinstance(importance_shift, numbers.Real)
-            or not 0.0 < importance_shift < math.inf
-        ):
-            raise ValueError(
-                "The 'importance_shift' parameter of MonteCarloAccountant must be a float in "
-                f"(0, inf). Got {importance_shift!r} instead."
-            )
         neighboring_relation = parse_neighboring_relation(neighboring_relation)
         if neighboring_relation is not NeighboringRelation.ADD_OR_REMOVE_ONE:
             raise ValueError(
@@ -685,7 +657,6 @@ class MonteCarloAccountant(Accountant):
         self._backend = _make_backend(seed, device, backend)
         self.n_samples = int(n_samples)
         self.importance_factor = float(importance_factor)
-        self.importance_shift = float(importance_shift)
         self._losses = {d: self._backend.zeros(self.n_samples) for d in _DIRECTIONS}
         self._logw: dict[str, Any] = {d: None for d in _DIRECTIONS}
         self._host: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -703,19 +674,9 @@ class MonteCarloAccountant(Accountant):
         if plan.non_private:
             # Also catches zero-noise events (e.g. GaussianDpEvent(0)) the base class misses.
             self._non_private = True
-        shift = self.importance_shift
-        for step, _ in plan.steps:
-            if (shift != 1.0 and step.sampling_rate < 1.0 and step.kind.startswith("discrete")
-                    and not float(shift * step.sensitivity).is_integer()):
-                raise ValueError(
-                    "The 'importance_shift' parameter of MonteCarloAccountant must make "
-                    f"shift·sensitivity an integer for {step.kind} noise (sensitivity "
-                    f"{step.sensitivity:g}). Got {shift!r} instead."
-                )
         sums = {d: (self._losses[d], self._logw[d]) for d in _DIRECTIONS}
         for step, c in plan.steps:
-            sums = _accumulate(self._backend, step, c * count, sums, self.importance_factor,
-                               shift)
+            sums = _accumulate(self._backend, step, c * count, sums, self.importance_factor)
         for d in _DIRECTIONS:
             self._losses[d], self._logw[d] = sums[d]
         self._host.clear()
@@ -880,93 +841,6 @@ def _check_delta(delta: Any) -> float:
 IMPORTANCE_CANDIDATES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 """Importance factors :func:`choose_importance_factor` tries by default."""
 
-IMPORTANCE_SHIFTS: tuple[float, ...] = (1.0, 1.15, 1.3, 1.5)
-"""Importance shifts :func:`choose_importance_sampler` tries by default."""
-
-
-def choose_importance_sampler(
-    event: _dpe.DpEvent,
-    delta: float,
-    *,
-    factors: tuple[float, ...] = IMPORTANCE_CANDIDATES,
-    shifts: tuple[float, ...] = IMPORTANCE_SHIFTS,
-    n_pilot: int = 2_000,
-    rng: None | int | np.random.Generator = None,
-) -> tuple[float, float]:
-    """Pick the importance (factor, shift) whose pilot estimate of ε(δ) has the smallest relative SE.
-
-    Each pair composes ``event`` on ``n_pilot`` samples (``len(factors)·len(shifts)`` pilots,
-    all from the same seed); pairs whose estimate rests on fewer than 30 effective samples
-    are skipped unless all are (then the one with the most effective samples wins). Shifts
-    that discrete noise cannot take (s·Δ not an integer) are skipped. Only estimation uses
-    this choice; verification stays plain Monte Carlo, so a poor choice costs accuracy, never
-    soundness. A pilot's SE is itself an estimate: with heavy-tailed weights it can flatter a
-    pair, so prefer a pilot seed other than the estimate's.
-
-    Parameters
-    ----------
-    event : DpEvent
-        The composed mechanism.
-    delta : float
-        The δ of the query, in (0, 1).
-    factors : tuple of float
-        Importance factors to try, each in [1, inf).
-    shifts : tuple of float
-        Importance shifts to try, each in (0, inf).
-    n_pilot : int, default 2000
-        Pilot samples per pair.
-    rng : None, int or numpy.random.Generator
-        Pilot randomness (None: OS CSPRNG).
-
-    Returns
-    -------
-    (float, float)
-        The chosen ``importance_factor`` and ``importance_shift`` of
-        :class:`MonteCarloAccountant` ((1.0, 1.0) is plain Monte Carlo).
-
-    Raises
-    ------
-    ValueError
-        On an empty ``factors`` or ``shifts``, a bad ``delta``, or candidates out of range.
-
-    Example
-    -------
-    >>> from accountants.events import GaussianDpEvent, PoissonSampledDpEvent, SelfComposedDpEvent
-    >>> event = SelfComposedDpEvent(PoissonSampledDpEvent(0.04, GaussianDpEvent(1.5)), 200)
-    >>> factor, shift = choose_importance_sampler(event, 1e-5, n_pilot=500, rng=0)
-    >>> factor >= 1.0 and shift > 0.0
-    True
-    """
-    delta = _check_delta(delta)
-    for name, values in (("factors", factors), ("shifts", shifts)):
-        if not values:
-            raise ValueError(
-                f"The '{name}' parameter of choose_importance_sampler must not be empty.")
-    seed, _ = _seed_from(rng)
-    scored = []
-    for factor in factors:
-        for shift in shifts:
-            est = MonteCarloAccountant(n_pilot, rng=seed, importance_factor=factor,
-                                       importance_shift=shift)
-            try:
-                est = est._quiet_estimate(event, delta)
-            except ValueError as err:
-                if "importance_shift" in str(err):  # a shift discrete noise cannot take
-                    continue
-                raise
-            ess = est.effective_sample_size
-            reliable = ess is not None and ess >= _MIN_ESS
-            rel_se = est.standard_error / est.value if est.value > 0 else math.inf
-            scored.append((reliable, rel_se, ess or 0.0, float(factor), float(shift)))
-    if not scored:
-        raise ValueError(
-            "The 'shifts' parameter of choose_importance_sampler has no shift this event's "
-            f"noise can take. Got {shifts!r}.")
-    reliable = [s for s in scored if s[0] and math.isfinite(s[1])]
-    best = (min(reliable, key=lambda s: s[1]) if reliable
-            else max(scored, key=lambda s: s[2]))
-    return best[3], best[4]
-
 
 def choose_importance_factor(
     event: _dpe.DpEvent,
@@ -978,11 +852,10 @@ def choose_importance_factor(
 ) -> float:
     """Pick the importance factor whose pilot estimate of ε(δ) has the smallest relative SE.
 
-    :func:`choose_importance_sampler` with the shift fixed at 1: each candidate composes
-    ``event`` on ``n_pilot`` samples; candidates whose estimate rests on fewer than 30
-    effective samples are skipped unless all are (then the one with the most effective
-    samples wins). Only estimation uses this choice; verification stays plain Monte Carlo, so
-    a poor choice costs accuracy, never soundness.
+    Each candidate composes ``event`` on ``n_pilot`` samples; candidates whose estimate rests
+    on fewer than 30 effective samples are skipped unless all are (then the one with the most
+    effective samples wins). Only estimation uses this choice; verification stays plain Monte
+    Carlo, so a poor choice costs accuracy, never soundness.
 
     Parameters
     ----------
@@ -1009,10 +882,21 @@ def choose_importance_factor(
     >>> choose_importance_factor(event, 1e-5, rng=0) > 1.0
     True
     """
+    delta = _check_delta(delta)
     if not candidates:
         raise ValueError("The 'candidates' parameter of choose_importance_factor must not be empty.")
-    return choose_importance_sampler(event, delta, factors=candidates, shifts=(1.0,),
-                                     n_pilot=n_pilot, rng=rng)[0]
+    seed, _ = _seed_from(rng)
+    scored = []
+    for factor in candidates:
+        est = MonteCarloAccountant(n_pilot, rng=seed, importance_factor=factor)
+        est = est._quiet_estimate(event, delta)
+        reliable = est.effective_sample_size is not None and est.effective_sample_size >= _MIN_ESS
+        rel_se = est.standard_error / est.value if est.value > 0 else math.inf
+        scored.append((reliable, rel_se, est.effective_sample_size or 0.0, float(factor)))
+    reliable = [s for s in scored if s[0] and math.isfinite(s[1])]
+    if reliable:
+        return min(reliable, key=lambda s: s[1])[3]
+    return max(scored, key=lambda s: s[2])[3]
 
 
 register_accountant("mc", MonteCarloAccountant)
